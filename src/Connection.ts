@@ -1,0 +1,356 @@
+/**
+ * Ownership of the ioredis client: one connection at a time, opened and replaced by Effect, never by ioredis.
+ *
+ * ioredis is configured so that it only moves bytes: it never reconnects, queues, resends or resubscribes by itself.
+ * Every failure signal (socket close, ECONNRESET on a command, heartbeat misses) goes to `invalidate`; the first
+ * signal for a connection wins, later ones for the same connection are ignored, and the reconnect loop waits
+ * `debounce` before its first attempt so that the burst one failure produces collapses into one reconnect cycle.
+ * Attempts are spaced by the reconnect `Schedule`, one at a time.
+ *
+ * @since 0.1.0
+ */
+import * as Clock from "effect/Clock"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Redacted from "effect/Redacted"
+import * as Schedule from "effect/Schedule"
+import type * as Stream from "effect/Stream"
+import * as SubscriptionRef from "effect/SubscriptionRef"
+import { Redis as IORedis, type RedisOptions } from "ioredis"
+import * as ReconnectSchedule from "./ReconnectSchedule.ts"
+import type { ResolvedRedisConfig } from "./RedisConfig.ts"
+import { classify, ConnectionClosed, ConnectionTimeout, type RedisError } from "./RedisError.ts"
+
+/**
+ * The state of the connection.
+ *
+ * - `Connecting`: the first connection is being opened (`attempt` counts the attempts so far).
+ * - `Ready`: a connection answered its handshake and takes commands. `generation` grows with every new connection.
+ * - `Reconnecting`: the connection was lost (or never made); `attempt` failed attempts so far in this cycle, the
+ *   next one in `nextDelay`; `lastError` is why.
+ * - `Closed`: the layer's scope closed.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ConnectionState =
+  | { readonly _tag: "Connecting"; readonly attempt: number }
+  | { readonly _tag: "Ready"; readonly generation: number }
+  | {
+    readonly _tag: "Reconnecting"
+    readonly attempt: number
+    readonly nextDelay: Duration.Duration
+    readonly lastError: RedisError | undefined
+  }
+  | { readonly _tag: "Closed" }
+
+/**
+ * The lower-case state name used in `RedisHealth` and metrics.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ConnectionStatus = "connecting" | "ready" | "reconnecting" | "closed"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export const status = (state: ConnectionState): ConnectionStatus =>
+  state._tag === "Connecting"
+    ? "connecting"
+    : state._tag === "Ready"
+    ? "ready"
+    : state._tag === "Reconnecting"
+    ? "reconnecting"
+    : "closed"
+
+/**
+ * One ready connection. It stays the same object for its whole life, so that a failure can be reported against the
+ * connection it happened on (`invalidate` ignores signals for a connection that was already replaced).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Live {
+  readonly client: IORedis
+  readonly generation: number
+  /** The last error the socket reported; used to classify commands that fail with a bare "Connection is closed.". */
+  readonly socketError: unknown
+}
+
+interface MutableLive extends Live {
+  socketError: unknown
+  readonly lost: Deferred.Deferred<RedisError>
+}
+
+/**
+ * A connection owned by a scope.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Connection {
+  /** The ready connection, if there is one now. Synchronous: this is the hot path. */
+  readonly current: () => Live | undefined
+  /** The ready connection, waiting at most `acquireTimeout` for one (then `ConnectionTimeout` with phase "acquire"). */
+  readonly acquire: (command?: string) => Effect.Effect<Live, ConnectionTimeout | ConnectionClosed>
+  /** Reports that `live` is broken. The first report for a connection starts one reconnect cycle; others are no-ops. */
+  readonly invalidate: (live: Live, reason: RedisError) => Effect.Effect<void>
+  readonly state: Effect.Effect<ConnectionState>
+  /** The current state, then every change. */
+  readonly states: Stream.Stream<ConnectionState>
+  /** Reconnect cycles started (connections lost) since the start. */
+  readonly reconnects: Effect.Effect<number>
+  /** Connections that became ready since the start. */
+  readonly connectionsOpened: Effect.Effect<number>
+  /** Connection attempts made since the start (successful or not). */
+  readonly attempts: Effect.Effect<number>
+}
+
+/**
+ * What the connection tells the rest of the layer.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ConnectionHooks {
+  /** A connection attempt failed (feeds the circuit breaker). */
+  readonly onAttemptFailed?: ((error: RedisError) => Effect.Effect<void>) | undefined
+  /** A new connection is ready. */
+  readonly onReady?: ((live: Live) => Effect.Effect<void>) | undefined
+  /** A ready connection was lost. */
+  readonly onLost?: ((reason: RedisError) => Effect.Effect<void>) | undefined
+  /** The state changed. */
+  readonly onState?: ((state: ConnectionState) => Effect.Effect<void>) | undefined
+}
+
+/**
+ * ioredis options, less `replyMapping`: replies keep ioredis' default (RESP2-compatible) shapes.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type IORedisOptions = Omit<RedisOptions, "replyMapping">
+
+/**
+ * The ioredis options this library runs with: ioredis never reconnects, queues, resends or resubscribes by itself.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const clientOptions = (config: ResolvedRedisConfig): IORedisOptions => ({
+  host: config.host,
+  port: config.port,
+  db: config.db,
+  ...(config.username === undefined ? {} : { username: config.username }),
+  ...(config.password === undefined ? {} : { password: Redacted.value(config.password) }),
+  ...(config.tls === false ? {} : { tls: config.tls === true ? {} : config.tls }),
+  ...(config.keyPrefix === "" ? {} : { keyPrefix: config.keyPrefix }),
+  ...(config.connectionName === undefined ? {} : { connectionName: config.connectionName }),
+  lazyConnect: true,
+  retryStrategy: () => null,
+  reconnectOnError: null,
+  enableOfflineQueue: false,
+  autoResendUnfulfilledCommands: false,
+  autoResubscribe: false,
+  maxRetriesPerRequest: 0,
+  connectTimeout: Duration.toMillis(config.connectTimeout),
+  commandTimeout: Duration.toMillis(config.commandTimeout)
+})
+
+/**
+ * Opens the connection in the background and keeps it open until the scope closes.
+ *
+ * **Details**
+ *
+ * The returned `Connection` is usable at once: while no connection is ready, `acquire` waits (at most
+ * `acquireTimeout`). Closing the scope interrupts the reconnect loop, closes the socket and fails every waiting
+ * `acquire` with `ConnectionClosed`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = Effect.fnUntraced(function*(
+  config: ResolvedRedisConfig,
+  hooks: ConnectionHooks = {},
+  options: { readonly clientOptions?: Partial<IORedisOptions> | undefined } = {}
+) {
+  const ioOptions: IORedisOptions = { ...clientOptions(config), ...options.clientOptions }
+  const stateRef = yield* SubscriptionRef.make<ConnectionState>({ _tag: "Connecting", attempt: 0 })
+  let current: MutableLive | undefined
+  let ready = Deferred.makeUnsafe<Live, ConnectionClosed>()
+  let generation = 0
+  let reconnects = 0
+  let connectionsOpened = 0
+  let attempts = 0
+  let closed = false
+
+  const setState = (state: ConnectionState): Effect.Effect<void> =>
+    hooks.onState === undefined
+      ? SubscriptionRef.set(stateRef, state)
+      : Effect.andThen(SubscriptionRef.set(stateRef, state), hooks.onState(state))
+
+  // Marks a connection lost, synchronously, so that `current` never hands out a broken client.
+  const loseUnsafe = (live: MutableLive, reason: RedisError): void => {
+    if (!Deferred.doneUnsafe(live.lost, Exit.succeed(reason))) return
+    if (current === live) {
+      current = undefined
+      if (Deferred.isDoneUnsafe(ready)) ready = Deferred.makeUnsafe<Live, ConnectionClosed>()
+    }
+  }
+
+  const closedReason = (live: MutableLive): RedisError =>
+    classify(live.socketError ?? new Error("Connection is closed."), { sent: false })
+
+  // One connection attempt. The socket is torn down when the attempt fails or is interrupted.
+  const open: Effect.Effect<MutableLive, RedisError> = Effect.suspend(() => {
+    attempts++
+    const client = new IORedis<"legacy">(ioOptions)
+    const live: MutableLive = {
+      client,
+      generation: generation + 1,
+      socketError: undefined,
+      lost: Deferred.makeUnsafe<RedisError>()
+    }
+    // ioredis throws `error` events nobody listens to: this listener is what keeps ECONNRESET from crashing the app.
+    client.on("error", (error: unknown) => {
+      live.socketError = error
+    })
+    client.on("close", () => loseUnsafe(live, closedReason(live)))
+    return Effect.callback<MutableLive, RedisError>((resume) => {
+      client.connect().then(
+        () => resume(Effect.succeed(live)),
+        (error: unknown) => {
+          client.disconnect()
+          resume(Effect.fail(classify(live.socketError ?? error, { sent: false, connectTimeout: config.connectTimeout })))
+        }
+      )
+    }).pipe(
+      // ioredis' connectTimeout covers the TCP connect only; a server that accepts and never answers the handshake
+      // (frozen, blackholed) is caught here.
+      Effect.timeoutOrElse({
+        duration: config.connectTimeout,
+        orElse: () =>
+          Effect.fail(
+            new ConnectionTimeout({
+              message: `Redis did not complete the connection handshake within ${Duration.format(config.connectTimeout)}`,
+              phase: "connect",
+              timeout: config.connectTimeout
+            })
+          )
+      }),
+      Effect.onExit((exit) =>
+        Exit.isSuccess(exit) ? Effect.void : Effect.sync(() => {
+          client.disconnect()
+        })
+      )
+    )
+  })
+
+  // One reconnect cycle: attempts spaced by a fresh copy of the reconnect schedule until one is ready.
+  const connectCycle = (initial: boolean): Effect.Effect<MutableLive> =>
+    Effect.gen(function*() {
+      const step = yield* Schedule.toStep(ReconnectSchedule.make(config.reconnect))
+      let failed = 0
+      let lastError: RedisError | undefined
+      while (true) {
+        yield* setState(
+          initial && failed === 0
+            ? { _tag: "Connecting", attempt: 1 }
+            : { _tag: "Reconnecting", attempt: failed + 1, nextDelay: Duration.zero, lastError }
+        )
+        const exit = yield* Effect.exit(open)
+        if (Exit.isSuccess(exit)) return exit.value
+        const error = exit.cause.reasons.find((reason) => reason._tag === "Fail")?.error
+        lastError = error
+        failed++
+        if (error !== undefined && hooks.onAttemptFailed !== undefined) yield* hooks.onAttemptFailed(error)
+        const now = yield* Clock.currentTimeMillis
+        const [, delay] = yield* Effect.orDie(step(now, undefined))
+        yield* setState({ _tag: "Reconnecting", attempt: failed, nextDelay: delay, lastError })
+        yield* Effect.sleep(delay)
+      }
+    })
+
+  const loop: Effect.Effect<never> = Effect.gen(function*() {
+    let initial = true
+    while (true) {
+      const live = yield* connectCycle(initial)
+      initial = false
+      generation = live.generation
+      connectionsOpened++
+      current = live
+      Deferred.doneUnsafe(ready, Exit.succeed(live))
+      yield* setState({ _tag: "Ready", generation: live.generation })
+      if (hooks.onReady !== undefined) yield* hooks.onReady(live)
+      const reason = yield* Deferred.await(live.lost)
+      live.client.disconnect()
+      reconnects++
+      if (hooks.onLost !== undefined) yield* hooks.onLost(reason)
+      yield* setState({ _tag: "Reconnecting", attempt: 0, nextDelay: config.reconnect.debounce, lastError: reason })
+      // The debounce window: the socket error, the close and the failing commands of one failure all land here.
+      yield* Effect.sleep(config.reconnect.debounce)
+    }
+  })
+
+  yield* Effect.forkScoped(loop)
+  yield* Effect.addFinalizer(() =>
+    Effect.gen(function*() {
+      closed = true
+      const live = current
+      current = undefined
+      if (live !== undefined) {
+        Deferred.doneUnsafe(live.lost, Exit.succeed(new ConnectionClosed({ message: "The layer was closed", sent: false })))
+        live.client.disconnect()
+      }
+      Deferred.doneUnsafe(
+        ready,
+        Exit.fail(new ConnectionClosed({ message: "The Redis layer was closed", sent: false }))
+      )
+      yield* SubscriptionRef.set(stateRef, { _tag: "Closed" })
+    })
+  )
+
+  const acquireTimeoutError = (command: string | undefined) =>
+    Effect.suspend(() => {
+      const state = SubscriptionRef.getUnsafe(stateRef)
+      const cause = state._tag === "Reconnecting" ? state.lastError : undefined
+      return Effect.fail(
+        new ConnectionTimeout({
+          message: `No Redis connection became ready within ${Duration.format(config.acquireTimeout)}${
+            command === undefined ? "" : `; ${command} was not sent`
+          }${cause === undefined ? "" : ` (last connection error: ${cause.message})`}`,
+          phase: "acquire",
+          timeout: config.acquireTimeout,
+          command,
+          cause
+        })
+      )
+    })
+
+  const acquire = (command?: string): Effect.Effect<Live, ConnectionTimeout | ConnectionClosed> =>
+    Effect.suspend(() => {
+      if (current !== undefined) return Effect.succeed(current)
+      if (closed) return Effect.fail(new ConnectionClosed({ message: "The Redis layer was closed", sent: false, command }))
+      return Deferred.await(ready).pipe(
+        Effect.timeoutOrElse({ duration: config.acquireTimeout, orElse: () => acquireTimeoutError(command) })
+      )
+    })
+
+  const invalidate = (live: Live, reason: RedisError): Effect.Effect<void> =>
+    Effect.sync(() => loseUnsafe(live as MutableLive, reason))
+
+  return {
+    current: () => current,
+    acquire,
+    invalidate,
+    state: SubscriptionRef.get(stateRef),
+    states: SubscriptionRef.changes(stateRef),
+    reconnects: Effect.sync(() => reconnects),
+    connectionsOpened: Effect.sync(() => connectionsOpened),
+    attempts: Effect.sync(() => attempts)
+  } satisfies Connection as Connection
+})

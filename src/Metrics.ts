@@ -1,0 +1,206 @@
+/**
+ * The connection-health metrics (Effect `Metric`s, exportable with `PrometheusMetrics` or OTLP) and the `RedisHealth`
+ * snapshot the service returns.
+ *
+ * Metric names are fixed and documented in docs/operations.md; commands are counted by command name and outcome
+ * (`ok` or the error tag) and timed in seconds.
+ *
+ * @since 0.1.0
+ */
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
+import type * as Option from "effect/Option"
+import type { CircuitStatus } from "./CircuitBreaker.ts"
+import type { ConnectionStatus } from "./Connection.ts"
+
+/**
+ * A plain snapshot of the layer's health.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RedisHealth {
+  readonly connection: ConnectionStatus
+  readonly circuit: CircuitStatus
+  /** Reconnect cycles started since the layer was built (connections lost). */
+  readonly reconnects: number
+  /** Connections that became ready since the layer was built (the first one included). */
+  readonly connectionsOpened: number
+  /** Round-trip time of the last successful heartbeat PING. `None` before the first one or with heartbeats off. */
+  readonly heartbeatRtt: Option.Option<Duration.Duration>
+  /** Failed heartbeat PINGs in a row on the current connection. */
+  readonly consecutiveHeartbeatFailures: number
+}
+
+/**
+ * Commands run, by `command` and `outcome` (`ok`, or the error's tag such as `ConnectionReset`).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const commands = Metric.counter("redis_commands_total", {
+  description: "Redis commands run through effect-redis-resilience, by command and outcome",
+  incremental: true
+})
+
+/**
+ * Command duration in seconds, by `command`, from admission to reply (waiting for a connection included).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const commandDuration = Metric.histogram("redis_command_duration_seconds", {
+  description: "Redis command duration in seconds",
+  boundaries: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
+})
+
+/**
+ * Reconnect cycles started (a ready connection was lost).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const reconnects = Metric.counter("redis_reconnects_total", {
+  description: "Reconnect cycles started because a ready Redis connection was lost",
+  incremental: true
+})
+
+/**
+ * Connection attempts that failed, by error tag.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const connectFailures = Metric.counter("redis_connect_failures_total", {
+  description: "Failed Redis connection attempts, by error",
+  incremental: true
+})
+
+/**
+ * Connections that became ready.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const connectionsOpened = Metric.counter("redis_connections_opened_total", {
+  description: "Redis connections that completed their handshake",
+  incremental: true
+})
+
+/**
+ * The connection state: 0 connecting, 1 ready, 2 reconnecting, 3 closed.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const connectionState = Metric.gauge("redis_connection_state", {
+  description: "Redis connection state: 0 connecting, 1 ready, 2 reconnecting, 3 closed"
+})
+
+/**
+ * The circuit state: 0 closed, 1 half-open, 2 open.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const circuitState = Metric.gauge("redis_circuit_state", {
+  description: "Redis circuit breaker state: 0 closed, 1 half-open, 2 open"
+})
+
+/**
+ * Circuit transitions, by the state entered (`to`).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const circuitTransitions = Metric.counter("redis_circuit_transitions_total", {
+  description: "Redis circuit breaker transitions, by the state entered",
+  incremental: true
+})
+
+/**
+ * Heartbeat round-trip time in seconds.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const heartbeatRtt = Metric.histogram("redis_heartbeat_rtt_seconds", {
+  description: "Round-trip time of the Redis heartbeat PING in seconds",
+  boundaries: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5]
+})
+
+/**
+ * Heartbeat PINGs that failed or timed out.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const heartbeatFailures = Metric.counter("redis_heartbeat_failures_total", {
+  description: "Redis heartbeat PINGs that failed or timed out",
+  incremental: true
+})
+
+const connectionStateCode: Record<ConnectionStatus, number> = { connecting: 0, ready: 1, reconnecting: 2, closed: 3 }
+const circuitStateCode: Record<CircuitStatus, number> = { closed: 0, "half-open": 1, open: 2 }
+
+/**
+ * Records a connection state change.
+ *
+ * @since 0.1.0
+ * @category recording
+ */
+export const recordConnectionState = (state: ConnectionStatus): Effect.Effect<void> =>
+  Metric.update(connectionState, connectionStateCode[state])
+
+/**
+ * Records a circuit transition.
+ *
+ * @since 0.1.0
+ * @category recording
+ */
+export const recordCircuitState = (state: CircuitStatus): Effect.Effect<void> =>
+  Effect.andThen(
+    Metric.update(circuitState, circuitStateCode[state]),
+    Metric.update(Metric.withAttributes(circuitTransitions, { to: state }), 1)
+  )
+
+/**
+ * The per-command metric series, created once per command name and outcome so that the hot path allocates nothing.
+ *
+ * @since 0.1.0
+ * @category recording
+ */
+export interface CommandMetrics {
+  readonly record: (command: string, outcome: string, seconds: number) => Effect.Effect<void>
+}
+
+/**
+ * @since 0.1.0
+ * @category recording
+ */
+export const makeCommandMetrics = (): CommandMetrics => {
+  const counters = new Map<string, Metric.Metric<number, unknown>>()
+  const histograms = new Map<string, Metric.Metric<number, unknown>>()
+  const counter = (command: string, outcome: string) => {
+    const key = `${command}\u0000${outcome}`
+    let metric = counters.get(key)
+    if (metric === undefined) {
+      metric = Metric.withAttributes(commands, { command, outcome })
+      counters.set(key, metric)
+    }
+    return metric
+  }
+  const histogram = (command: string) => {
+    let metric = histograms.get(command)
+    if (metric === undefined) {
+      metric = Metric.withAttributes(commandDuration, { command })
+      histograms.set(command, metric)
+    }
+    return metric
+  }
+  return {
+    record: (command, outcome, seconds) =>
+      Effect.andThen(Metric.update(counter(command, outcome), 1), Metric.update(histogram(command), seconds))
+  }
+}

@@ -1,0 +1,348 @@
+/**
+ * The errors this library reports, one tagged class per thing a caller may want to `catchTag`, and the single
+ * classification that turns what ioredis and Node produce (socket errors, "Connection is closed.", reply errors,
+ * timeouts) into them.
+ *
+ * Errors raised while a command runs say whether the command reached the server (`sent`): a non-idempotent command
+ * that failed with `sent: true` may have been applied and is never resent by this library.
+ *
+ * @since 0.1.0
+ */
+import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
+import * as Predicate from "effect/Predicate"
+
+/**
+ * The connection was reset by the peer (ECONNRESET) or the socket broke while writing (EPIPE).
+ *
+ * When `sent` is true the command was written before the reset and may have been applied.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ConnectionReset extends Data.TaggedError("ConnectionReset")<{
+  readonly message: string
+  readonly command?: string | undefined
+  readonly sent: boolean
+  readonly cause?: unknown
+}> {}
+
+/**
+ * The server refused the connection (ECONNREFUSED) or could not be reached (EHOSTUNREACH, ENOTFOUND, ...).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ConnectionRefused extends Data.TaggedError("ConnectionRefused")<{
+  readonly message: string
+  readonly command?: string | undefined
+  readonly cause?: unknown
+}> {}
+
+/**
+ * No usable connection in time: either connecting took longer than `connectTimeout` (`phase: "connect"`), or a
+ * command waited `acquireTimeout` for a ready connection while Redis was unavailable (`phase: "acquire"`). A command
+ * that fails this way was never sent.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ConnectionTimeout extends Data.TaggedError("ConnectionTimeout")<{
+  readonly message: string
+  readonly phase: "connect" | "acquire"
+  readonly timeout: Duration.Duration
+  readonly command?: string | undefined
+  readonly cause?: unknown
+}> {}
+
+/**
+ * The connection closed under the command (or the client was not connected). `sent` tells whether the command was
+ * written before the close.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ConnectionClosed extends Data.TaggedError("ConnectionClosed")<{
+  readonly message: string
+  readonly command?: string | undefined
+  readonly sent: boolean
+  readonly cause?: unknown
+}> {}
+
+/**
+ * The command was written but no reply came within `commandTimeout`. It may have been applied.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class CommandTimeout extends Data.TaggedError("CommandTimeout")<{
+  readonly message: string
+  readonly command: string
+  readonly timeout: Duration.Duration
+  readonly sent: true
+}> {}
+
+/**
+ * The circuit breaker is open (or half-open and probing): the call was rejected at once, without touching Redis.
+ * Try again after `retryAfter`.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class CircuitOpen extends Data.TaggedError("CircuitOpen")<{
+  readonly message: string
+  readonly retryAfter: Duration.Duration
+  readonly command?: string | undefined
+}> {}
+
+/**
+ * Redis answered with an error reply. `code` is its first word (`WRONGTYPE`, `ERR`, `NOSCRIPT`, `READONLY`, ...).
+ * Reply errors say nothing about the connection's health and never open the circuit breaker.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ReplyError extends Data.TaggedError("ReplyError")<{
+  readonly message: string
+  readonly code: string
+  readonly command?: string | undefined
+  readonly cause?: unknown
+}> {}
+
+/**
+ * A value read from Redis (or about to be written) does not match its Schema.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class DecodeError extends Data.TaggedError("DecodeError")<{
+  readonly message: string
+  readonly key?: string | undefined
+  readonly cause?: unknown
+}> {}
+
+/**
+ * Every error a Redis operation of this library can fail with.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type RedisError =
+  | ConnectionReset
+  | ConnectionRefused
+  | ConnectionTimeout
+  | ConnectionClosed
+  | CommandTimeout
+  | CircuitOpen
+  | ReplyError
+  | DecodeError
+
+const tags: ReadonlySet<string> = new Set([
+  "ConnectionReset",
+  "ConnectionRefused",
+  "ConnectionTimeout",
+  "ConnectionClosed",
+  "CommandTimeout",
+  "CircuitOpen",
+  "ReplyError",
+  "DecodeError"
+])
+
+/**
+ * Whether a value is one of this library's errors.
+ *
+ * @since 0.1.0
+ * @category guards
+ */
+export const isRedisError = (u: unknown): u is RedisError =>
+  Predicate.hasProperty(u, "_tag") && typeof u._tag === "string" && tags.has(u._tag)
+
+/**
+ * Transient failures say the connection or the server is unhealthy: they count towards opening the circuit breaker.
+ * Reply errors, decode errors and `CircuitOpen` itself never do.
+ *
+ * @since 0.1.0
+ * @category predicates
+ */
+export const isTransient = (error: RedisError): boolean => {
+  switch (error._tag) {
+    case "ConnectionReset":
+    case "ConnectionRefused":
+    case "ConnectionTimeout":
+    case "ConnectionClosed":
+    case "CommandTimeout":
+      return true
+    default:
+      return false
+  }
+}
+
+/**
+ * Whether the failure means the connection the command ran on is broken (so that an idempotent command may be
+ * retried once on the next connection).
+ *
+ * @since 0.1.0
+ * @category predicates
+ */
+export const isConnectionLost = (error: RedisError): boolean =>
+  error._tag === "ConnectionReset" || error._tag === "ConnectionClosed"
+
+/**
+ * What `classify` needs to know besides the raw failure.
+ *
+ * @since 0.1.0
+ * @category classification
+ */
+export interface ClassifyContext {
+  /** The command name, upper case, when the failure belongs to a command. */
+  readonly command?: string | undefined
+  /** Whether the command had been written to the socket. */
+  readonly sent: boolean
+  /**
+   * The last error the connection's socket reported. ioredis emits ECONNRESET as an `error` event and then rejects
+   * in-flight commands with a bare "Connection is closed.": this is what lets such a command be a `ConnectionReset`.
+   */
+  readonly socketError?: unknown
+  /** The configured command timeout, reported in `CommandTimeout`. */
+  readonly commandTimeout?: Duration.Duration | undefined
+  /** The configured connect timeout, reported in `ConnectionTimeout`. */
+  readonly connectTimeout?: Duration.Duration | undefined
+}
+
+/** Messages ioredis uses when a command fails because the connection is gone. */
+const CONNECTION_CLOSED = "Connection is closed."
+const NOT_WRITABLE = "Stream isn't writeable"
+const ABORTED = "Command aborted due to connection close"
+
+const resetCodes: ReadonlySet<string> = new Set(["ECONNRESET", "EPIPE", "ECONNABORTED"])
+const unreachableCodes: ReadonlySet<string> = new Set([
+  "ECONNREFUSED",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EADDRNOTAVAIL"
+])
+
+const errorCode = (u: unknown): string | undefined =>
+  Predicate.hasProperty(u, "code") && typeof u.code === "string" ? u.code : undefined
+
+const errorMessage = (u: unknown): string =>
+  Predicate.hasProperty(u, "message") && typeof u.message === "string" ? u.message : String(u)
+
+const isReplyError = (u: unknown): boolean =>
+  Predicate.hasProperty(u, "name") && (u.name === "ReplyError" || u.name === "ParserError")
+
+const replyCode = (message: string): string => {
+  const match = /^([A-Z][A-Z_-]*)\b/.exec(message)
+  return match?.[1] ?? "ERR"
+}
+
+const where = (command: string | undefined): string => command === undefined ? "" : ` while running ${command}`
+
+const maybeApplied = (sent: boolean): string =>
+  sent ? "; the command was sent and may have been applied" : "; the command was not sent"
+
+/**
+ * Classifies a socket-level error (the `error` event of a connection, or a failed connect) on its own.
+ * Returns `undefined` when the value is not a known socket failure.
+ *
+ * @since 0.1.0
+ * @category classification
+ */
+export const classifySocketError = (
+  cause: unknown,
+  context: ClassifyContext
+): ConnectionReset | ConnectionRefused | ConnectionTimeout | undefined => {
+  const code = errorCode(cause)
+  if (code === undefined) return undefined
+  if (resetCodes.has(code)) {
+    return new ConnectionReset({
+      message: `Connection reset by the server (${code})${where(context.command)}${
+        context.command === undefined ? "" : maybeApplied(context.sent)
+      }`,
+      command: context.command,
+      sent: context.sent,
+      cause
+    })
+  }
+  if (unreachableCodes.has(code)) {
+    return new ConnectionRefused({
+      message: `Redis refused the connection or could not be reached (${code}): ${errorMessage(cause)}`,
+      command: context.command,
+      cause
+    })
+  }
+  if (code === "ETIMEDOUT") {
+    const timeout = context.connectTimeout ?? Duration.zero
+    return new ConnectionTimeout({
+      message: `Connecting to Redis timed out after ${Duration.format(timeout)}`,
+      phase: "connect",
+      timeout,
+      command: context.command,
+      cause
+    })
+  }
+  return undefined
+}
+
+/**
+ * Turns anything ioredis or Node rejected a command (or a connection attempt) with into a `RedisError`.
+ *
+ * **Gotchas**
+ *
+ * - A bare "Connection is closed." is reported from the connection's last socket error when there is one, so that
+ *   commands in flight during an ECONNRESET fail with `ConnectionReset`, not a vague `ConnectionClosed`.
+ * - Values that are already a `RedisError` are returned as they are.
+ * - Anything unknown becomes `ConnectionClosed` with the original value as `cause`, so that no failure escapes as an
+ *   untyped defect.
+ *
+ * @since 0.1.0
+ * @category classification
+ */
+export const classify = (cause: unknown, context: ClassifyContext): RedisError => {
+  if (isRedisError(cause)) return cause
+  const message = errorMessage(cause)
+  if (isReplyError(cause)) {
+    return new ReplyError({ message, code: replyCode(message), command: context.command, cause })
+  }
+  if (message === "Command timed out") {
+    const timeout = context.commandTimeout ?? Duration.zero
+    return new CommandTimeout({
+      message: `${context.command ?? "Command"} got no reply within ${
+        Duration.format(timeout)
+      }; it was sent and may have been applied`,
+      command: context.command ?? "UNKNOWN",
+      timeout,
+      sent: true
+    })
+  }
+  const socket = classifySocketError(cause, context)
+  if (socket !== undefined) return socket
+  if (message.startsWith(NOT_WRITABLE)) {
+    return new ConnectionClosed({
+      message: `The connection is not open${where(context.command)}; the command was not sent`,
+      command: context.command,
+      sent: false,
+      cause
+    })
+  }
+  if (message === CONNECTION_CLOSED || message.startsWith(ABORTED) || message.startsWith("Reached the max retries")) {
+    if (context.socketError !== undefined) {
+      const fromSocket = classifySocketError(context.socketError, context)
+      if (fromSocket !== undefined) return fromSocket
+    }
+    return new ConnectionClosed({
+      message: `The connection closed${where(context.command)}${maybeApplied(context.sent)}`,
+      command: context.command,
+      sent: context.sent,
+      cause
+    })
+  }
+  return new ConnectionClosed({
+    message: `Unexpected client failure${where(context.command)}: ${message}${maybeApplied(context.sent)}`,
+    command: context.command,
+    sent: context.sent,
+    cause
+  })
+}

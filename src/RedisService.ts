@@ -1,0 +1,452 @@
+/**
+ * The `RedisService`: typed Redis operations over one shared, self-healing connection.
+ *
+ * Every command passes the circuit breaker, waits at most `acquireTimeout` for a ready connection, runs under
+ * `commandTimeout`, is counted and timed, and fails with a tagged `RedisError`. Idempotent commands are retried once
+ * on the next connection when the connection broke under them; non-idempotent ones never are, and say whether they
+ * may have been applied (`sent`).
+ *
+ * **Example**
+ *
+ * ```ts
+ * import { Effect } from "effect"
+ * import { RedisService, getKey, setKey } from "effect-redis-resilience"
+ *
+ * const program = Effect.gen(function*() {
+ *   yield* setKey("greeting", "hello", { ttl: "1 minute" })
+ *   return yield* getKey("greeting") // Option.some("hello")
+ * })
+ *
+ * Effect.runPromise(program.pipe(Effect.provide(RedisService.layer({ url: "redis://127.0.0.1:6379" }))))
+ * ```
+ *
+ * @since 0.1.0
+ */
+import * as Config from "effect/Config"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import type { Redis as IORedis } from "ioredis"
+import * as CircuitBreaker from "./CircuitBreaker.ts"
+import * as Connection from "./Connection.ts"
+import * as Heartbeat from "./Heartbeat.ts"
+import * as Metrics from "./Metrics.ts"
+import * as RedisConfig from "./RedisConfig.ts"
+import { classify, ConnectionTimeout, isConnectionLost, isTransient, type RedisError } from "./RedisError.ts"
+
+/**
+ * Options of `set`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SetOptions {
+  /** Expire the key after this long (SET ... PX). */
+  readonly ttl?: Duration.Input | undefined
+  /** NX: only if the key does not exist; XX: only if it does. */
+  readonly mode?: "NX" | "XX" | undefined
+}
+
+/**
+ * Options of `command`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface CommandOptions {
+  /**
+   * Whether running the command twice has the same effect as running it once. Idempotent commands are retried once
+   * on the next connection when the connection broke under them. Default `false`: the command is never resent.
+   */
+  readonly idempotent?: boolean | undefined
+}
+
+/**
+ * An argument of a raw command.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type CommandArgument = string | number | Buffer
+
+/**
+ * The service shape.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RedisServiceShape {
+  readonly get: (key: string) => Effect.Effect<Option.Option<string>, RedisError>
+  /** Returns true when the value was written (false when NX/XX prevented it). */
+  readonly set: (key: string, value: string, options?: SetOptions) => Effect.Effect<boolean, RedisError>
+  readonly mget: (keys: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<Option.Option<string>>, RedisError>
+  /** Returns the number of keys removed. */
+  readonly del: (...keys: ReadonlyArray<string>) => Effect.Effect<number, RedisError>
+  /** INCR, or INCRBY when `by` is given. Not idempotent: never resent after a connection failure. */
+  readonly incr: (key: string, by?: number) => Effect.Effect<number, RedisError>
+  /** Returns true when the timeout was set (false when the key does not exist). */
+  readonly expire: (key: string, ttl: Duration.Input) => Effect.Effect<boolean, RedisError>
+  /** Returns the number of subscribers that received the message. Not idempotent. */
+  readonly publish: (channel: string, message: string) => Effect.Effect<number, RedisError>
+  /** Any command, e.g. `command("HSET", ["h", "f", "v"])`. Not idempotent unless told so. */
+  readonly command: <A = unknown>(
+    name: string,
+    args: ReadonlyArray<CommandArgument>,
+    options?: CommandOptions
+  ) => Effect.Effect<A, RedisError>
+  readonly health: Effect.Effect<Metrics.RedisHealth>
+  /** The current connection state, then every change. */
+  readonly states: Stream.Stream<Connection.ConnectionState>
+  /** The current circuit status, then every change. */
+  readonly circuit: Stream.Stream<CircuitBreaker.CircuitStatus>
+  /** The resolved configuration (the password stays `Redacted`). */
+  readonly config: RedisConfig.ResolvedRedisConfig
+}
+
+/**
+ * The Redis service. Programs depend on this tag; `layer` and `layerConfig` provide it.
+ *
+ * @since 0.1.0
+ * @category services
+ */
+export class RedisService extends Context.Service<RedisService, RedisServiceShape>()(
+  "effect-redis-resilience/RedisService"
+) {
+  /**
+   * Builds the service from options (see `RedisOptions` for every option and its default).
+   *
+   * **Gotchas**
+   *
+   * - The layer builds even when Redis is unreachable (unless `awaitReady: true`): the app starts, commands fail
+   *   with typed errors until Redis is there, and the connection keeps trying in the background.
+   * - Invalid options fail the layer with `InvalidRedisOptions` naming the field.
+   */
+  static readonly layer = (
+    options?: RedisConfig.RedisOptions
+  ): Layer.Layer<RedisService, RedisConfig.InvalidRedisOptions | ConnectionTimeout> =>
+    Layer.effect(RedisService, make(options))
+
+  /**
+   * Builds the service from `Config`: by default `REDIS_URL` and the `REDIS_*` variables (see `RedisConfig.config`).
+   */
+  static readonly layerConfig = (
+    options: Config.Wrap<RedisConfig.RedisOptions> = RedisConfig.config
+  ): Layer.Layer<RedisService, RedisConfig.InvalidRedisOptions | ConnectionTimeout | Config.ConfigError> =>
+    Layer.effect(RedisService, Effect.flatMap(Config.unwrap(options), make))
+}
+
+const IDEMPOTENT_COMMANDS: ReadonlySet<string> = new Set([
+  "GET",
+  "MGET",
+  "EXISTS",
+  "TTL",
+  "PTTL",
+  "TYPE",
+  "STRLEN",
+  "GETRANGE",
+  "HGET",
+  "HMGET",
+  "HGETALL",
+  "HKEYS",
+  "HVALS",
+  "HLEN",
+  "HEXISTS",
+  "LRANGE",
+  "LLEN",
+  "LINDEX",
+  "SMEMBERS",
+  "SISMEMBER",
+  "SCARD",
+  "ZRANGE",
+  "ZSCORE",
+  "ZCARD",
+  "ZRANK",
+  "SCAN",
+  "HSCAN",
+  "SSCAN",
+  "ZSCAN",
+  "KEYS",
+  "DBSIZE",
+  "PING",
+  "ECHO",
+  "INFO",
+  "XRANGE",
+  "XREVRANGE",
+  "XLEN",
+  "SET",
+  "MSET",
+  "DEL",
+  "UNLINK",
+  "EXPIRE",
+  "PEXPIRE",
+  "EXPIREAT",
+  "PEXPIREAT",
+  "PERSIST",
+  "HSET",
+  "HDEL",
+  "SADD",
+  "SREM",
+  "ZADD",
+  "ZREM"
+])
+
+/**
+ * Whether a command is treated as idempotent by default (reads, SET without GET or NX, DEL, EXPIRE, HSET, SADD, ...).
+ * INCR, LPUSH, PUBLISH, EVAL and anything unknown are not.
+ *
+ * @since 0.1.0
+ * @category commands
+ */
+export const isIdempotent = (name: string, args: ReadonlyArray<CommandArgument> = []): boolean => {
+  const upper = name.toUpperCase()
+  if (!IDEMPOTENT_COMMANDS.has(upper)) return false
+  if (upper === "SET") {
+    // SET ... GET returns the old value, SET ... NX reports false on a retry of a write that was applied.
+    return !args.some((arg) => {
+      const flag = typeof arg === "string" ? arg.toUpperCase() : ""
+      return flag === "GET" || flag === "NX"
+    })
+  }
+  return true
+}
+
+const unsupportedTopology = (config: RedisConfig.ResolvedRedisConfig) =>
+  new RedisConfig.InvalidRedisOptions({
+    field: "topology",
+    message: `The ${config.topology._tag} topology is not supported yet; use Standalone`
+  })
+
+/**
+ * Builds the service in the current scope: the connection, the heartbeat, the breaker and their fibers live until the
+ * scope closes.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make: (
+  options?: RedisConfig.RedisOptions
+) => Effect.Effect<RedisServiceShape, RedisConfig.InvalidRedisOptions | ConnectionTimeout, Scope.Scope> = Effect
+  .fnUntraced(function*(options?: RedisConfig.RedisOptions) {
+    const config = yield* RedisConfig.resolve(options)
+    if (config.topology._tag !== "Standalone") return yield* unsupportedTopology(config)
+
+    const breaker = yield* CircuitBreaker.make(config.breaker, {
+      onTransition: (state) => Metrics.recordCircuitState(CircuitBreaker.status(state))
+    })
+    const connection = yield* Connection.make(config, {
+      onAttemptFailed: (error) =>
+        Effect.andThen(
+          breaker.onFailure,
+          Metric.update(Metric.withAttributes(Metrics.connectFailures, { error: error._tag }), 1)
+        ),
+      onReady: () => Effect.andThen(breaker.onConnectionReady, Metric.update(Metrics.connectionsOpened, 1)),
+      onLost: () => Metric.update(Metrics.reconnects, 1),
+      onState: (state) => Metrics.recordConnectionState(Connection.status(state))
+    })
+    const heartbeat = config.heartbeat === undefined
+      ? undefined
+      : yield* Heartbeat.make(connection, config.heartbeat, {
+        onSuccess: (rtt) => Metric.update(Metrics.heartbeatRtt, Duration.toMillis(rtt) / 1000),
+        onFailure: () => Effect.andThen(breaker.onFailure, Metric.update(Metrics.heartbeatFailures, 1))
+      })
+
+    // The breaker's probe: a PING of its own on the next ready connection, never a user's command.
+    const probeTimeout = config.heartbeat?.timeout ?? config.commandTimeout
+    yield* breaker.run(Effect.flatMap(connection.acquire("PING"), (live) => Heartbeat.ping(live, probeTimeout)))
+
+    if (config.awaitReady) {
+      yield* connection.states.pipe(
+        Stream.filter((state) => state._tag === "Ready"),
+        Stream.runHead,
+        Effect.timeoutOrElse({
+          duration: config.connectTimeout,
+          orElse: () =>
+            Effect.fail(
+              new ConnectionTimeout({
+                message: `awaitReady: Redis was not ready within ${Duration.format(config.connectTimeout)}`,
+                phase: "connect",
+                timeout: config.connectTimeout
+              })
+            )
+        })
+      )
+    }
+
+    const commandMetrics = Metrics.makeCommandMetrics()
+    const execute = makeExecutor(config, connection, breaker, commandMetrics)
+
+    const get = (key: string) => Effect.map(execute("GET", true, (client) => client.get(key)), Option.fromNullishOr)
+
+    const set = (key: string, value: string, setOptions?: SetOptions) => {
+      const args: Array<string | number> = [key, value]
+      if (setOptions?.ttl !== undefined) args.push("PX", Duration.toMillis(Duration.fromInputUnsafe(setOptions.ttl)))
+      if (setOptions?.mode !== undefined) args.push(setOptions.mode)
+      return Effect.map(
+        execute("SET", setOptions?.mode !== "NX", (client) => client.call("SET", args)),
+        (reply) => reply !== null
+      )
+    }
+
+    const mget = (keys: ReadonlyArray<string>) =>
+      keys.length === 0
+        ? Effect.succeed([])
+        : Effect.map(
+          execute("MGET", true, (client) => client.mget(keys as Array<string>)),
+          (values) => values.map(Option.fromNullishOr)
+        )
+
+    const del = (...keys: ReadonlyArray<string>) =>
+      keys.length === 0 ? Effect.succeed(0) : execute("DEL", true, (client) => client.del(keys as Array<string>))
+
+    const incr = (key: string, by?: number) =>
+      by === undefined
+        ? execute("INCR", false, (client) => client.incr(key))
+        : execute("INCRBY", false, (client) => client.incrby(key, by))
+
+    const expire = (key: string, ttl: Duration.Input) =>
+      Effect.map(
+        execute("PEXPIRE", true, (client) => client.pexpire(key, Duration.toMillis(Duration.fromInputUnsafe(ttl)))),
+        (reply) => reply === 1
+      )
+
+    const publish = (channel: string, message: string) =>
+      execute("PUBLISH", false, (client) => client.publish(channel, message))
+
+    const command = <A = unknown>(name: string, args: ReadonlyArray<CommandArgument>, commandOptions?: CommandOptions) =>
+      execute(
+        name.toUpperCase(),
+        commandOptions?.idempotent ?? false,
+        (client) => client.call(name, args as Array<CommandArgument>) as Promise<A>
+      )
+
+    const health = Effect.gen(function*() {
+      const state = yield* connection.state
+      const breakerState = yield* breaker.state
+      return {
+        connection: Connection.status(state),
+        circuit: CircuitBreaker.status(breakerState),
+        reconnects: yield* connection.reconnects,
+        connectionsOpened: yield* connection.connectionsOpened,
+        heartbeatRtt: heartbeat === undefined ? Option.none() : yield* heartbeat.rtt,
+        consecutiveHeartbeatFailures: heartbeat === undefined ? 0 : yield* heartbeat.consecutiveFailures
+      } satisfies Metrics.RedisHealth
+    })
+
+    return RedisService.of({
+      get,
+      set,
+      mget,
+      del,
+      incr,
+      expire,
+      publish,
+      command,
+      health,
+      states: connection.states,
+      circuit: breaker.changes,
+      config
+    })
+  })
+
+/**
+ * The command path shared by every operation.
+ */
+const makeExecutor = (
+  config: RedisConfig.ResolvedRedisConfig,
+  connection: Connection.Connection,
+  breaker: CircuitBreaker.CircuitBreaker,
+  metrics: Metrics.CommandMetrics
+) => {
+  const commandTimeout = config.commandTimeout
+
+  const runOn = <A>(name: string, live: Connection.Live, run: (client: IORedis) => Promise<A>) =>
+    Effect.tryPromise({
+      try: () => run(live.client),
+      catch: (cause) => classify(cause, { command: name, sent: true, socketError: live.socketError, commandTimeout })
+    }).pipe(
+      Effect.tapError((error) =>
+        isConnectionLost(error)
+          ? Effect.andThen(connection.invalidate(live, error), breaker.onFailure)
+          : isTransient(error)
+          ? breaker.onFailure
+          : Effect.void
+      )
+    )
+
+  const attempt = <A>(name: string, run: (client: IORedis) => Promise<A>): Effect.Effect<A, RedisError> =>
+    Effect.andThen(
+      breaker.admit(name),
+      Effect.suspend(() => {
+        const live = connection.current()
+        if (live !== undefined) return runOn(name, live, run)
+        return connection.acquire(name).pipe(
+          Effect.tapError((error) => isTransient(error) ? breaker.onFailure : Effect.void),
+          Effect.flatMap((live) => runOn(name, live, run))
+        )
+      })
+    )
+
+  return <A>(name: string, idempotent: boolean, run: (client: IORedis) => Promise<A>): Effect.Effect<A, RedisError> => {
+    const once = attempt(name, run)
+    const withRetry = idempotent
+      ? Effect.catchIf(once, isConnectionLost, () => attempt(name, run))
+      : once
+    return Effect.clockWith((clock) => {
+      const start = clock.currentTimeMillisUnsafe()
+      return withRetry.pipe(
+        Effect.onExit((exit) =>
+          metrics.record(
+            name,
+            Exit.isSuccess(exit) ? "ok" : outcome(exit),
+            (clock.currentTimeMillisUnsafe() - start) / 1000
+          )
+        ),
+        Effect.withSpan(`redis.${name}`, { kind: "client", attributes: { "db.system": "redis" } })
+      )
+    })
+  }
+}
+
+const outcome = (exit: Exit.Exit<unknown, RedisError>): string => {
+  if (Exit.isSuccess(exit)) return "ok"
+  const failure = exit.cause.reasons.find((reason) => reason._tag === "Fail")
+  return failure === undefined ? "defect" : failure.error._tag
+}
+
+/**
+ * Reads a key. Requires `RedisService`.
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const getKey = (key: string): Effect.Effect<Option.Option<string>, RedisError, RedisService> =>
+  RedisService.use((redis) => redis.get(key))
+
+/**
+ * Writes a key. Requires `RedisService`.
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const setKey = (
+  key: string,
+  value: string,
+  options?: SetOptions
+): Effect.Effect<boolean, RedisError, RedisService> => RedisService.use((redis) => redis.set(key, value, options))
+
+/**
+ * Reads several keys at once (MGET). Requires `RedisService`.
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const getMultipleKeys = (
+  keys: ReadonlyArray<string>
+): Effect.Effect<ReadonlyArray<Option.Option<string>>, RedisError, RedisService> =>
+  RedisService.use((redis) => redis.mget(keys))

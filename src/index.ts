@@ -1,0 +1,47 @@
+/**
+ * effect-redis-resilience: one Redis connection for Effect programs that stays up, fails fast and tells the truth
+ * when Redis does not.
+ *
+ * @since 0.1.0
+ */
+export {
+  type CommandArgument,
+  type CommandOptions,
+  getKey,
+  getMultipleKeys,
+  isIdempotent,
+  RedisService,
+  type RedisServiceShape,
+  setKey,
+  type SetOptions
+} from "./RedisService.ts"
+
+export {
+  CircuitOpen,
+  classify,
+  CommandTimeout,
+  ConnectionClosed,
+  ConnectionRefused,
+  ConnectionReset,
+  ConnectionTimeout,
+  DecodeError,
+  isRedisError,
+  isTransient,
+  type RedisError,
+  ReplyError
+} from "./RedisError.ts"
+
+export { InvalidRedisOptions, type RedisOptions, type ResolvedRedisConfig, type Topology } from "./RedisConfig.ts"
+
+export type { RedisHealth } from "./Metrics.ts"
+export type { ConnectionState } from "./Connection.ts"
+export type { CircuitStatus } from "./CircuitBreaker.ts"
+
+/** The building blocks, for advanced use and tests. */
+export * as CircuitBreaker from "./CircuitBreaker.ts"
+export * as Connection from "./Connection.ts"
+export * as Heartbeat from "./Heartbeat.ts"
+export * as Metrics from "./Metrics.ts"
+export * as ReconnectSchedule from "./ReconnectSchedule.ts"
+export * as RedisConfig from "./RedisConfig.ts"
+export * as RedisErrors from "./RedisError.ts"

@@ -1,0 +1,255 @@
+/**
+ * RedisService against a real redis-server: operations, typed errors, and every resilience claim shown once with a
+ * real fault (chaos proxy ECONNRESET, CLIENT KILL, SIGSTOP, stop/start). Each test is bounded to a few seconds.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Exit, Fiber, Option, Result } from "effect"
+import type { RedisOptions } from "../src/index.ts"
+import * as RedisService from "../src/RedisService.ts"
+import * as ChaosProxy from "../src/testing/ChaosProxy.ts"
+import * as RedisTestServer from "../src/testing/RedisTestServer.ts"
+
+// Fast settings so that fault tests finish in seconds.
+const fast = {
+  connectTimeout: "1 second",
+  commandTimeout: "1 second",
+  acquireTimeout: "500 millis",
+  reconnect: { base: "50 millis", factor: 2, cap: "400 millis", jitter: false, debounce: "20 millis" },
+  heartbeat: { interval: "200 millis", timeout: "100 millis", misses: 2 },
+  breaker: { failureThreshold: 5, openDuration: "300 millis", maxOpenDuration: "1 second" }
+} satisfies RedisOptions
+
+/** Builds the service in the current scope. */
+const service = (options: RedisOptions) => RedisService.make(options)
+
+const sleep = (millis: number) => Effect.promise(() => new Promise((resolve) => setTimeout(resolve, millis)))
+
+const waitFor = <A, E>(effect: Effect.Effect<A, E>, predicate: (a: A) => boolean, timeoutMillis = 5_000) =>
+  Effect.gen(function*() {
+    const deadline = Date.now() + timeoutMillis
+    while (true) {
+      const value = yield* effect
+      if (predicate(value)) return value
+      if (Date.now() > deadline) return yield* Effect.die(new Error(`condition not met within ${timeoutMillis} ms`))
+      yield* sleep(10)
+    }
+  })
+
+const failureTag = <A, E extends { readonly _tag: string }>(exit: Exit.Exit<A, E>): string | undefined => {
+  if (Exit.isSuccess(exit)) return undefined
+  const reason = exit.cause.reasons.find((r) => r._tag === "Fail")
+  return reason?._tag === "Fail" ? reason.error._tag : "defect"
+}
+
+describe("RedisService (real redis-server)", () => {
+  it.live("runs the typed operations", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const server = yield* RedisTestServer.make()
+      const redis = yield* service({ ...fast, url: server.url })
+      assert.isTrue(yield* redis.set("a", "1"))
+      assert.deepStrictEqual(yield* redis.get("a"), Option.some("1"))
+      assert.deepStrictEqual(yield* redis.get("missing"), Option.none())
+      assert.isFalse(yield* redis.set("a", "2", { mode: "NX" }))
+      assert.isTrue(yield* redis.set("b", "2", { mode: "NX", ttl: "10 seconds" }))
+      assert.isFalse(yield* redis.set("c", "3", { mode: "XX" }))
+      assert.deepStrictEqual(yield* redis.mget(["a", "missing", "b"]), [Option.some("1"), Option.none(), Option.some("2")])
+      assert.deepStrictEqual(yield* redis.mget([]), [])
+      assert.strictEqual(yield* redis.incr("n"), 1)
+      assert.strictEqual(yield* redis.incr("n", 41), 42)
+      assert.isTrue(yield* redis.expire("n", "5 seconds"))
+      assert.isFalse(yield* redis.expire("nothing", "5 seconds"))
+      const pttl = yield* redis.command<number>("PTTL", ["b"])
+      assert.isTrue(pttl > 9_000 && pttl <= 10_000, `PTTL ${pttl}`)
+      assert.strictEqual(yield* redis.del("a", "b", "missing"), 2)
+      assert.strictEqual(yield* redis.publish("nobody-listens", "x"), 0)
+      assert.strictEqual(yield* redis.command<number>("HSET", ["h", "f", "v"]), 1)
+      assert.strictEqual(yield* redis.command<string>("HGET", ["h", "f"], { idempotent: true }), "v")
+      const health = yield* redis.health
+      assert.strictEqual(health.connection, "ready")
+      assert.strictEqual(health.circuit, "closed")
+      assert.strictEqual(health.connectionsOpened, 1)
+      assert.strictEqual(health.reconnects, 0)
+    })))
+
+  it.live("a reply error is a ReplyError with its code and never opens the breaker", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const server = yield* RedisTestServer.make()
+      const redis = yield* service({ ...fast, url: server.url })
+      yield* redis.command("LPUSH", ["list", "x"])
+      for (let i = 0; i < 20; i++) {
+        const result = yield* Effect.result(redis.get("list"))
+        assert.isTrue(Result.isFailure(result))
+        if (Result.isFailure(result)) {
+          assert.strictEqual(result.failure._tag, "ReplyError")
+          if (result.failure._tag === "ReplyError") assert.strictEqual(result.failure.code, "WRONGTYPE")
+        }
+      }
+      assert.strictEqual((yield* redis.health).circuit, "closed")
+      assert.deepStrictEqual(yield* redis.get("absent"), Option.none())
+    })))
+
+  it.live("500 concurrent commands share one TCP connection; closing the layer closes it", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisTestServer.make()
+      yield* Effect.scoped(Effect.gen(function*() {
+        const redis = yield* service({ ...fast, url: server.url })
+        const results = yield* Effect.forEach(
+          Array.from({ length: 500 }, (_, i) => i),
+          (i) => Effect.andThen(redis.set(`k${i}`, String(i)), redis.get(`k${i}`)),
+          { concurrency: "unbounded" }
+        )
+        assert.deepStrictEqual(results[499], Option.some("499"))
+        assert.strictEqual(yield* server.clientCount, 1)
+        assert.strictEqual((yield* redis.health).connectionsOpened, 1)
+      }))
+      // The scope is closed: the socket is gone.
+      assert.strictEqual(yield* waitFor(server.clientCount, (n) => n === 0, 2_000), 0)
+    }).pipe(Effect.scoped))
+
+  it.live("ECONNRESET on an in-flight INCR is a ConnectionReset (sent) and is never applied twice", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const server = yield* RedisTestServer.make()
+      const proxy = yield* ChaosProxy.make({ target: { host: server.host, port: server.port } })
+      const redis = yield* service({ ...fast, url: proxy.url, heartbeat: false })
+      yield* redis.set("counter", "0")
+      yield* proxy.latency(300)
+      const incr = yield* Effect.forkChild(Effect.exit(redis.incr("counter")))
+      yield* sleep(100)
+      yield* proxy.resetAll
+      yield* proxy.restore
+      const exit = yield* Fiber.join(incr)
+      assert.strictEqual(failureTag(exit), "ConnectionReset")
+      if (Exit.isFailure(exit)) {
+        const reason = exit.cause.reasons.find((r) => r._tag === "Fail")
+        if (reason?._tag === "Fail" && reason.error._tag === "ConnectionReset") assert.isTrue(reason.error.sent)
+      }
+      yield* waitFor(redis.health, (h) => h.connection === "ready")
+      const value = Number(Option.getOrThrow(yield* redis.get("counter")))
+      assert.isTrue(value <= 1, `INCR applied ${value} times`)
+      assert.strictEqual((yield* redis.health).reconnects, 1)
+    })))
+
+  it.live("an in-flight GET survives an ECONNRESET (retried once on the next connection)", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const server = yield* RedisTestServer.make()
+      const proxy = yield* ChaosProxy.make({ target: { host: server.host, port: server.port } })
+      const redis = yield* service({ ...fast, url: proxy.url, heartbeat: false })
+      yield* redis.set("key", "value")
+      yield* proxy.latency(300)
+      const get = yield* Effect.forkChild(redis.get("key"))
+      yield* sleep(100)
+      yield* proxy.resetAll
+      yield* proxy.restore
+      assert.deepStrictEqual(yield* Fiber.join(get), Option.some("value"))
+      const health = yield* redis.health
+      assert.strictEqual(health.reconnects, 1)
+      assert.strictEqual(health.connectionsOpened, 2)
+    })))
+
+  it.live("CLIENT KILL: the connection comes back by itself", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const server = yield* RedisTestServer.make()
+      const redis = yield* service({ ...fast, url: server.url })
+      yield* redis.set("k", "v")
+      assert.strictEqual(yield* server.killClients("normal"), 1)
+      yield* waitFor(redis.health, (h) => h.connectionsOpened === 2 && h.connection === "ready")
+      assert.deepStrictEqual(yield* redis.get("k"), Option.some("v"))
+      assert.strictEqual((yield* redis.health).reconnects, 1)
+    })))
+
+  it.live("SIGSTOP: the heartbeat notices within interval x misses + timeout; SIGCONT: recovered", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const server = yield* RedisTestServer.make()
+      const redis = yield* service({ ...fast, url: server.url })
+      yield* redis.set("k", "v")
+      yield* server.pause
+      const frozenAt = Date.now()
+      yield* waitFor(redis.health, (h) => h.connection !== "ready", 3_000)
+      const detection = Date.now() - frozenAt
+      // interval 200 ms x 2 misses + 100 ms timeout = 500 ms, plus scheduling slack.
+      assert.isTrue(detection <= 800, `detected after ${detection} ms`)
+      yield* server.resume
+      yield* waitFor(redis.health, (h) => h.connection === "ready" && h.circuit === "closed", 5_000)
+      assert.deepStrictEqual(yield* redis.get("k"), Option.some("v"))
+    })))
+
+  it.live("a frozen server gives CommandTimeout, not a hang", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const server = yield* RedisTestServer.make()
+      const redis = yield* service({ ...fast, url: server.url, heartbeat: false, commandTimeout: "300 millis" })
+      yield* redis.set("k", "v")
+      yield* server.pause
+      const started = Date.now()
+      const exit = yield* Effect.exit(redis.incr("k2"))
+      const elapsed = Date.now() - started
+      yield* server.resume
+      assert.strictEqual(failureTag(exit), "CommandTimeout")
+      assert.isTrue(elapsed < 1_000, `took ${elapsed} ms`)
+    })))
+
+  it.live("server stopped: the breaker opens and 200 calls fail with CircuitOpen at once; back: closed", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const server = yield* RedisTestServer.make()
+      const redis = yield* service({ ...fast, url: server.url })
+      yield* redis.set("k", "v")
+      yield* server.stop
+      yield* waitFor(redis.health, (h) => h.circuit === "open", 5_000)
+      const started = Date.now()
+      const exits = yield* Effect.forEach(
+        Array.from({ length: 200 }),
+        () => Effect.exit(redis.get("k")),
+        { concurrency: "unbounded" }
+      )
+      const elapsed = Date.now() - started
+      const tags = new Set(exits.map(failureTag))
+      assert.deepStrictEqual([...tags], ["CircuitOpen"])
+      assert.isTrue(elapsed < 200, `200 rejected calls took ${elapsed} ms`)
+      yield* server.start
+      yield* waitFor(redis.health, (h) => h.circuit === "closed" && h.connection === "ready", 5_000)
+      assert.deepStrictEqual(yield* redis.get("k"), Option.none()) // no persistence: the restarted server is empty
+    })))
+
+  it.live("200 callers through an outage cause one connection attempt per schedule step, not one per caller", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const server = yield* RedisTestServer.make()
+      const proxy = yield* ChaosProxy.make({ target: { host: server.host, port: server.port } })
+      const redis = yield* service({ ...fast, url: proxy.url })
+      yield* redis.set("k", "v")
+      const acceptedBefore = yield* proxy.accepted
+      yield* proxy.refuse
+      yield* proxy.resetAll
+      const outageMillis = 1_500
+      const deadline = Date.now() + outageMillis
+      const callers = Effect.forEach(
+        Array.from({ length: 200 }),
+        () =>
+          Effect.gen(function*() {
+            while (Date.now() < deadline) {
+              yield* Effect.exit(redis.get("k"))
+              yield* sleep(20)
+            }
+          }),
+        { concurrency: "unbounded", discard: true }
+      )
+      yield* callers
+      yield* proxy.restore
+      yield* waitFor(redis.health, (h) => h.connection === "ready", 5_000)
+      // Refused connections are not accepted; the one attempt that succeeds is. With base 50 ms, factor 2, cap
+      // 400 ms a 1.5 s outage has about 6 attempts: 200 callers must not add any.
+      const acceptedAfter = yield* proxy.accepted
+      assert.strictEqual(acceptedAfter - acceptedBefore, 1)
+      assert.deepStrictEqual(yield* redis.get("k"), Option.some("v"))
+    })))
+
+  it.live("the layer builds with Redis down; commands fail with typed errors until it is up", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const server = yield* RedisTestServer.make()
+      yield* server.stop
+      const redis = yield* service({ ...fast, url: server.url })
+      const exit = yield* Effect.exit(redis.get("k"))
+      assert.include(["ConnectionTimeout", "CircuitOpen"], failureTag(exit))
+      yield* server.start
+      yield* waitFor(redis.health, (h) => h.connection === "ready" && h.circuit === "closed", 5_000)
+      assert.deepStrictEqual(yield* redis.get("k"), Option.none())
+    })))
+})
