@@ -188,6 +188,8 @@ export interface CircuitBreaker {
   /** Tells the breaker that a new connection is ready, so that an open circuit probes at once. */
   readonly onConnectionReady: Effect.Effect<void>
   readonly state: Effect.Effect<BreakerState>
+  /** The state now, synchronously (for the command hot path). */
+  readonly current: () => BreakerState
   /** The current status, then every change of it (closed, open, half-open). */
   readonly changes: Stream.Stream<CircuitStatus>
   /**
@@ -289,6 +291,7 @@ export const make = Effect.fnUntraced(function*(
     onFailure: feed(failure),
     onConnectionReady: feed({ _tag: "ConnectionReady" }),
     state: Ref.get(ref),
+    current: () => Ref.getUnsafe(ref),
     changes,
     run
   } satisfies CircuitBreaker as CircuitBreaker

@@ -157,8 +157,8 @@ export const clientOptions = (config: ResolvedRedisConfig): IORedisOptions => ({
   autoResendUnfulfilledCommands: false,
   autoResubscribe: false,
   maxRetriesPerRequest: 0,
-  connectTimeout: Duration.toMillis(config.connectTimeout),
-  commandTimeout: Duration.toMillis(config.commandTimeout)
+  connectTimeout: Duration.toMillis(config.connectTimeout)
+  // No ioredis commandTimeout: a timer per command is costly; the layer's Watchdog enforces it instead.
 })
 
 /**

@@ -44,6 +44,8 @@ export const commands = Metric.counter("redis_commands_total", {
   incremental: true
 })
 
+const durationBoundaries = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
+
 /**
  * Command duration in seconds, by `command`, from admission to reply (waiting for a connection included).
  *
@@ -52,7 +54,7 @@ export const commands = Metric.counter("redis_commands_total", {
  */
 export const commandDuration = Metric.histogram("redis_command_duration_seconds", {
   description: "Redis command duration in seconds",
-  boundaries: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
+  boundaries: durationBoundaries
 })
 
 /**
@@ -165,42 +167,107 @@ export const recordCircuitState = (state: CircuitStatus): Effect.Effect<void> =>
     Metric.update(Metric.withAttributes(circuitTransitions, { to: state }), 1)
   )
 
+interface CommandSeries {
+  readonly outcomes: Map<string, { count: number }>
+  readonly buckets: Float64Array
+  count: number
+  sum: number
+  min: number
+  max: number
+}
+
 /**
- * The per-command metric series, created once per command name and outcome so that the hot path allocates nothing.
+ * Per-command counts and durations, kept in plain numbers on the hot path and read by the metric registry only when
+ * a snapshot is taken (pull-based series registered with `Metric.registerUnsafe`). This is what lets every command be
+ * counted and timed for the price of a few additions.
+ *
+ * The series appear as `redis_commands_total{command, outcome}` and `redis_command_duration_seconds{command}`.
  *
  * @since 0.1.0
  * @category recording
  */
-export interface CommandMetrics {
-  readonly record: (command: string, outcome: string, seconds: number) => Effect.Effect<void>
+export interface CommandStats {
+  readonly record: (command: string, outcome: string, seconds: number) => void
+  /** The count of a command's outcome so far (for tests and dashboards). */
+  readonly count: (command: string, outcome: string) => number
 }
 
 /**
+ * Creates the command statistics and registers their series in the current metric registry until the scope closes.
+ *
  * @since 0.1.0
  * @category recording
  */
-export const makeCommandMetrics = (): CommandMetrics => {
-  const counters = new Map<string, Metric.Metric<number, unknown>>()
-  const histograms = new Map<string, Metric.Metric<number, unknown>>()
-  const counter = (command: string, outcome: string) => {
-    const key = `${command}\u0000${outcome}`
-    let metric = counters.get(key)
-    if (metric === undefined) {
-      metric = Metric.withAttributes(commands, { command, outcome })
-      counters.set(key, metric)
+export const makeCommandStats = Effect.fnUntraced(function*() {
+  const context = yield* Effect.context<never>()
+  const series = new Map<string, CommandSeries>()
+  const registrations: Array<{ remove(): void }> = []
+  yield* Effect.addFinalizer(() =>
+    Effect.sync(() => {
+      for (const registration of registrations) registration.remove()
+    })
+  )
+  const size = durationBoundaries.length
+
+  const seriesFor = (command: string): CommandSeries => {
+    let entry = series.get(command)
+    if (entry === undefined) {
+      const created: CommandSeries = {
+        outcomes: new Map(),
+        buckets: new Float64Array(size + 1),
+        count: 0,
+        sum: 0,
+        min: Number.MAX_VALUE,
+        max: -Number.MAX_VALUE
+      }
+      entry = created
+      series.set(command, created)
+      registrations.push(Metric.registerUnsafe(Metric.withAttributes(commandDuration, { command }), context, {
+        get: () => {
+          const buckets: Array<[number, number]> = []
+          let cumulated = 0
+          for (let i = 0; i < size; i++) {
+            cumulated += created.buckets[i]!
+            buckets.push([durationBoundaries[i]!, cumulated])
+          }
+          return { buckets, count: created.count, sum: created.sum, min: created.min, max: created.max }
+        },
+        update: () => {},
+        modify: () => {}
+      }))
     }
-    return metric
+    return entry
   }
-  const histogram = (command: string) => {
-    let metric = histograms.get(command)
-    if (metric === undefined) {
-      metric = Metric.withAttributes(commandDuration, { command })
-      histograms.set(command, metric)
+
+  const outcomeFor = (entry: CommandSeries, command: string, outcome: string) => {
+    let counter = entry.outcomes.get(outcome)
+    if (counter === undefined) {
+      const created = { count: 0 }
+      counter = created
+      entry.outcomes.set(outcome, created)
+      registrations.push(Metric.registerUnsafe(Metric.withAttributes(commands, { command, outcome }), context, {
+        get: () => ({ count: created.count, incremental: true }),
+        update: () => {},
+        modify: () => {}
+      }))
     }
-    return metric
+    return counter
   }
+
+  const record = (command: string, outcome: string, seconds: number): void => {
+    const entry = seriesFor(command)
+    outcomeFor(entry, command, outcome).count++
+    let bucket = 0
+    while (bucket < size && seconds > durationBoundaries[bucket]!) bucket++
+    entry.buckets[bucket]!++
+    entry.count++
+    entry.sum += seconds
+    if (seconds < entry.min) entry.min = seconds
+    if (seconds > entry.max) entry.max = seconds
+  }
+
   return {
-    record: (command, outcome, seconds) =>
-      Effect.andThen(Metric.update(counter(command, outcome), 1), Metric.update(histogram(command), seconds))
-  }
-}
+    record,
+    count: (command, outcome) => series.get(command)?.outcomes.get(outcome)?.count ?? 0
+  } satisfies CommandStats as CommandStats
+})

@@ -26,19 +26,20 @@ import * as Config from "effect/Config"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import * as Tracer from "effect/Tracer"
 import type { Redis as IORedis } from "ioredis"
 import * as CircuitBreaker from "./CircuitBreaker.ts"
 import * as Connection from "./Connection.ts"
 import * as Heartbeat from "./Heartbeat.ts"
 import * as Metrics from "./Metrics.ts"
 import * as RedisConfig from "./RedisConfig.ts"
-import { classify, ConnectionTimeout, isConnectionLost, isTransient, type RedisError } from "./RedisError.ts"
+import * as Watchdog from "./Watchdog.ts"
+import { classify, CommandTimeout, ConnectionTimeout, isConnectionLost, isTransient, type RedisError } from "./RedisError.ts"
 
 /**
  * Options of `set`.
@@ -278,8 +279,9 @@ export const make: (
       )
     }
 
-    const commandMetrics = Metrics.makeCommandMetrics()
-    const execute = makeExecutor(config, connection, breaker, commandMetrics)
+    const stats = yield* Metrics.makeCommandStats()
+    const watchdog = yield* Watchdog.make(config.commandTimeout)
+    const execute = makeExecutor(config, connection, breaker, stats, watchdog)
 
     const get = (key: string) => Effect.map(execute("GET", true, (client) => client.get(key)), Option.fromNullishOr)
 
@@ -354,69 +356,137 @@ export const make: (
     })
   })
 
+type Run<A> = (client: IORedis) => Promise<A>
+
 /**
  * The command path shared by every operation.
+ *
+ * The healthy case (circuit closed, connection ready) is one `Effect.callback` around the ioredis promise: the breaker
+ * check, the metrics and the error mapping are plain function calls, so that the layer costs next to nothing over a
+ * bare `Effect.tryPromise`. Everything else (waiting for a connection, failing fast, retrying) takes the slow path.
  */
 const makeExecutor = (
   config: RedisConfig.ResolvedRedisConfig,
   connection: Connection.Connection,
   breaker: CircuitBreaker.CircuitBreaker,
-  metrics: Metrics.CommandMetrics
+  stats: Metrics.CommandStats,
+  watchdog: Watchdog.Watchdog
 ) => {
   const commandTimeout = config.commandTimeout
+  const elapsed = (start: number) => (watchdog.now() - start) / 1000
 
-  const runOn = <A>(name: string, live: Connection.Live, run: (client: IORedis) => Promise<A>) =>
-    Effect.tryPromise({
-      try: () => run(live.client),
-      catch: (cause) => classify(cause, { command: name, sent: true, socketError: live.socketError, commandTimeout })
-    }).pipe(
-      Effect.tapError((error) =>
-        isConnectionLost(error)
-          ? Effect.andThen(connection.invalidate(live, error), breaker.onFailure)
-          : isTransient(error)
-          ? breaker.onFailure
-          : Effect.void
-      )
-    )
+  // What a failed command tells the rest of the layer: a broken connection is replaced, transient failures count.
+  const report = (live: Connection.Live | undefined, error: RedisError): Effect.Effect<void> =>
+    live !== undefined && isConnectionLost(error)
+      ? Effect.andThen(connection.invalidate(live, error), breaker.onFailure)
+      : isTransient(error)
+      ? breaker.onFailure
+      : Effect.void
 
-  const attempt = <A>(name: string, run: (client: IORedis) => Promise<A>): Effect.Effect<A, RedisError> =>
-    Effect.andThen(
-      breaker.admit(name),
-      Effect.suspend(() => {
-        const live = connection.current()
-        if (live !== undefined) return runOn(name, live, run)
-        return connection.acquire(name).pipe(
-          Effect.tapError((error) => isTransient(error) ? breaker.onFailure : Effect.void),
-          Effect.flatMap((live) => runOn(name, live, run))
-        )
-      })
-    )
-
-  return <A>(name: string, idempotent: boolean, run: (client: IORedis) => Promise<A>): Effect.Effect<A, RedisError> => {
-    const once = attempt(name, run)
-    const withRetry = idempotent
-      ? Effect.catchIf(once, isConnectionLost, () => attempt(name, run))
-      : once
-    return Effect.clockWith((clock) => {
-      const start = clock.currentTimeMillisUnsafe()
-      return withRetry.pipe(
-        Effect.onExit((exit) =>
-          metrics.record(
-            name,
-            Exit.isSuccess(exit) ? "ok" : outcome(exit),
-            (clock.currentTimeMillisUnsafe() - start) / 1000
-          )
-        ),
-        Effect.withSpan(`redis.${name}`, { kind: "client", attributes: { "db.system": "redis" } })
-      )
+  const timedOut = (name: string) =>
+    new CommandTimeout({
+      message: `${name} got no reply within ${Duration.format(commandTimeout)}; it was sent and may have been applied`,
+      command: name,
+      timeout: commandTimeout,
+      sent: true
     })
-  }
-}
 
-const outcome = (exit: Exit.Exit<unknown, RedisError>): string => {
-  if (Exit.isSuccess(exit)) return "ok"
-  const failure = exit.cause.reasons.find((reason) => reason._tag === "Fail")
-  return failure === undefined ? "defect" : failure.error._tag
+  const send = <A>(
+    name: string,
+    idempotent: boolean,
+    run: Run<A>,
+    live: Connection.Live,
+    start: number,
+    resume: (effect: Effect.Effect<A, RedisError>) => void
+  ): void => {
+    const deadline = watchdog.watch(() => {
+      const error = timedOut(name)
+      stats.record(name, error._tag, elapsed(start))
+      resume(Effect.andThen(report(live, error), Effect.fail(error)))
+    })
+    let promise: Promise<A>
+    try {
+      promise = run(live.client)
+    } catch (cause) {
+      promise = Promise.reject(cause)
+    }
+    promise.then(
+      (value) => {
+        if (deadline.settled) return
+        deadline.settled = true
+        stats.record(name, "ok", elapsed(start))
+        const state = breaker.current()
+        resume(
+          state._tag === "Closed" && state.failures === 0 ? Effect.succeed(value) : Effect.as(breaker.onSuccess, value)
+        )
+      },
+      (cause: unknown) => {
+        if (deadline.settled) return
+        deadline.settled = true
+        const error = classify(cause, { command: name, sent: true, socketError: live.socketError, commandTimeout })
+        stats.record(name, error._tag, elapsed(start))
+        const reported = report(live, error)
+        // An idempotent command whose connection broke under it runs once more, on the next connection.
+        resume(
+          idempotent && isConnectionLost(error)
+            ? Effect.andThen(reported, attempt(name, false, run))
+            : Effect.andThen(reported, Effect.fail(error))
+        )
+      }
+    )
+  }
+
+  const rejected = <A>(name: string, idempotent: boolean, run: Run<A>, start: number): Effect.Effect<A, RedisError> =>
+    breaker.admit(name).pipe(
+      Effect.tapError((error) => Effect.sync(() => stats.record(name, error._tag, elapsed(start)))),
+      Effect.andThen(attempt(name, idempotent, run))
+    )
+
+  const waitThenSend = <A>(name: string, idempotent: boolean, run: Run<A>, start: number) =>
+    connection.acquire(name).pipe(
+      Effect.tapError((error) =>
+        Effect.andThen(Effect.sync(() => stats.record(name, error._tag, elapsed(start))), report(undefined, error))
+      ),
+      Effect.flatMap((live) =>
+        Effect.callback<A, RedisError>((resume) => send(name, idempotent, run, live, start, resume))
+      )
+    )
+
+  const attempt = <A>(name: string, idempotent: boolean, run: Run<A>): Effect.Effect<A, RedisError> =>
+    Effect.callback<A, RedisError>((resume) => {
+      const start = watchdog.now()
+      if (breaker.current()._tag !== "Closed") return resume(rejected(name, idempotent, run, start))
+      const live = connection.current()
+      if (live === undefined) return resume(waitThenSend(name, idempotent, run, start))
+      send(name, idempotent, run, live, start, resume)
+    })
+
+  const spanOptions = new Map<string, { readonly name: string; readonly options: Tracer.SpanOptions }>()
+  const spanFor = (name: string) => {
+    let span = spanOptions.get(name)
+    if (span === undefined) {
+      span = {
+        name: `redis.${name}`,
+        options: {
+          kind: "client",
+          attributes: { "db.system": "redis", "db.operation": name },
+          captureStackTrace: false
+        }
+      }
+      spanOptions.set(name, span)
+    }
+    return span
+  }
+
+  // Spans are created when the program installed a tracer (OTLP, ...): with Effect's default in-memory tracer nobody
+  // reads them, and a span costs more than the rest of the command path together.
+  return <A>(name: string, idempotent: boolean, run: Run<A>): Effect.Effect<A, RedisError> =>
+    Effect.withFiber((fiber) => {
+      const command = attempt(name, idempotent, run)
+      if (fiber.getRef(Tracer.Tracer) === Tracer.nativeTracer) return command
+      const span = spanFor(name)
+      return Effect.withSpan(command, span.name, span.options)
+    })
 }
 
 /**

@@ -1,0 +1,89 @@
+/**
+ * Command deadlines without a timer per command: every command in flight is put in a FIFO with its deadline, and
+ * one fiber sweeps the head of the FIFO every `tick`. All commands share one timeout, so deadlines are in insertion
+ * order and a sweep stops at the first one still running. A command therefore times out between `timeout` and
+ * `timeout + tick` after it was sent.
+ *
+ * It runs on Effect's `Clock`, so `TestClock` drives command timeouts like every other timing of the layer.
+ *
+ * @since 0.1.0
+ */
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+
+/**
+ * One watched command. `settled` is set by whoever finishes it first: its reply, or the sweep.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Deadline {
+  settled: boolean
+  readonly at: number
+  readonly expire: () => void
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Watchdog {
+  /** Watches a command: `expire` runs once if the command is still unsettled at its deadline. */
+  readonly watch: (expire: () => void) => Deadline
+  /** The clock the deadlines are measured with (the layer's `Clock`). */
+  readonly now: () => number
+}
+
+/**
+ * The sweep period for a timeout: a tenth of it, between 5 ms and 100 ms.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const tickFor = (timeout: Duration.Duration): Duration.Duration =>
+  Duration.millis(Math.min(100, Math.max(5, Duration.toMillis(timeout) / 10)))
+
+/**
+ * Starts the watchdog in the current scope.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = Effect.fnUntraced(function*(timeout: Duration.Duration) {
+  const clock = yield* Clock.Clock
+  const timeoutMillis = Duration.toMillis(timeout)
+  const queue: Array<Deadline> = []
+  let head = 0
+
+  const sweep = () => {
+    const now = clock.currentTimeMillisUnsafe()
+    while (head < queue.length) {
+      const deadline = queue[head]!
+      if (!deadline.settled) {
+        if (deadline.at > now) break
+        deadline.settled = true
+        deadline.expire()
+      }
+      head++
+    }
+    if (head === queue.length) {
+      queue.length = 0
+      head = 0
+    } else if (head > 4096) {
+      queue.splice(0, head)
+      head = 0
+    }
+  }
+
+  yield* Effect.forkScoped(Effect.forever(Effect.andThen(Effect.sleep(tickFor(timeout)), Effect.sync(sweep))))
+
+  return {
+    watch: (expire) => {
+      const deadline: Deadline = { settled: false, at: clock.currentTimeMillisUnsafe() + timeoutMillis, expire }
+      queue.push(deadline)
+      return deadline
+    },
+    now: () => clock.currentTimeMillisUnsafe()
+  } satisfies Watchdog as Watchdog
+})
