@@ -1,0 +1,87 @@
+/**
+ * RedisService timing under TestClock (real redis-server, virtual time), and what it reports: command metrics in the
+ * registry (Prometheus format) and spans when a tracer is installed.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Duration, Effect, Fiber, Metric, Tracer } from "effect"
+import { PrometheusMetrics } from "effect/observability"
+import { TestClock } from "effect/testing"
+import * as RedisService from "../src/RedisService.ts"
+import * as RedisTestServer from "../src/testing/RedisTestServer.ts"
+import * as Watchdog from "../src/Watchdog.ts"
+import { sleepReal, waitUntil } from "./helpers.ts"
+
+describe("RedisService (TestClock)", () => {
+  it.effect("commandTimeout runs on Effect's Clock: a frozen server gives CommandTimeout at the deadline", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisTestServer.make()
+      const redis = yield* RedisService.make({ url: server.url, heartbeat: false, commandTimeout: "2 seconds" })
+      yield* waitUntil(redis.health, (h) => h.connection === "ready")
+      yield* redis.set("k", "v")
+      yield* server.pause
+      const pending = yield* Effect.forkChild(Effect.flip(redis.incr("counter")))
+      yield* Effect.yieldNow
+      yield* sleepReal(20)
+      yield* TestClock.adjust("1999 millis")
+      yield* sleepReal(20)
+      assert.isUndefined(pending.pollUnsafe(), "still waiting before the deadline")
+      const tick = Duration.toMillis(Watchdog.tickFor(Duration.seconds(2)))
+      yield* TestClock.adjust(tick + 1)
+      const error = yield* Fiber.join(pending)
+      assert.strictEqual(error._tag, "CommandTimeout")
+      if (error._tag === "CommandTimeout") {
+        assert.isTrue(error.sent)
+        assert.strictEqual(error.command, "INCR")
+      }
+      yield* server.resume
+    }))
+
+  it.effect("acquireTimeout runs on Effect's Clock: with Redis down a call fails after exactly acquireTimeout", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisTestServer.make()
+      yield* server.stop
+      const redis = yield* RedisService.make({ url: server.url, heartbeat: false, acquireTimeout: "1 second" })
+      const pending = yield* Effect.forkChild(Effect.flip(redis.get("k")))
+      yield* Effect.yieldNow
+      yield* TestClock.adjust("999 millis")
+      assert.isUndefined(pending.pollUnsafe())
+      yield* TestClock.adjust("1 millis")
+      const error = yield* Fiber.join(pending)
+      assert.strictEqual(error._tag, "ConnectionTimeout")
+    }))
+})
+
+describe("RedisService reporting", () => {
+  it.live("counts and times commands in the metric registry, readable in Prometheus format", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisTestServer.make()
+      yield* Effect.gen(function*() {
+        const redis = yield* RedisService.make({ url: server.url })
+        for (let i = 0; i < 7; i++) yield* redis.get("k")
+        yield* redis.command("LPUSH", ["l", "x"])
+        yield* Effect.ignore(redis.get("l"))
+        const text = yield* PrometheusMetrics.format()
+        assert.match(text, /redis_commands_total\{[^}]*command="GET"[^}]*outcome="ok"[^}]*\} 7/)
+        assert.match(text, /redis_commands_total\{[^}]*command="GET"[^}]*outcome="ReplyError"[^}]*\} 1/)
+        assert.match(text, /redis_command_duration_seconds_count\{[^}]*command="GET"[^}]*\} 8/)
+        assert.match(text, /redis_connections_opened_total 1/)
+      }).pipe(Effect.scoped, Effect.provideService(Metric.MetricRegistry, new Map()))
+    }))
+
+  it.live("creates a span per command when a tracer is installed", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisTestServer.make()
+      const names: Array<string> = []
+      const recording = Tracer.make({
+        span: (options) => {
+          names.push(options.name)
+          return Tracer.nativeTracer.span(options)
+        }
+      })
+      const redis = yield* RedisService.make({ url: server.url })
+      yield* redis.get("a")
+      assert.deepStrictEqual(names, [], "no span with the default tracer")
+      yield* Effect.withTracer(Effect.andThen(redis.set("a", "1"), redis.get("a")), recording)
+      assert.deepStrictEqual(names, ["redis.SET", "redis.GET"])
+    }))
+})
