@@ -257,11 +257,9 @@ export const make = Effect.fnUntraced(function*(
       let failed = 0
       let lastError: RedisError | undefined
       while (true) {
-        yield* setState(
-          initial && failed === 0
-            ? { _tag: "Connecting", attempt: 1 }
-            : { _tag: "Reconnecting", attempt: failed + 1, nextDelay: Duration.zero, lastError }
-        )
+        // While an attempt runs the state stays what it was ("attempt n failed, next in d"), except for the very
+        // first connection, which is Connecting.
+        if (initial && failed === 0) yield* setState({ _tag: "Connecting", attempt: 1 })
         const exit = yield* Effect.exit(open)
         if (Exit.isSuccess(exit)) return exit.value
         const error = exit.cause.reasons.find((reason) => reason._tag === "Fail")?.error
