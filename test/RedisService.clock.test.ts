@@ -3,7 +3,7 @@
  * registry (Prometheus format) and spans when a tracer is installed.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Duration, Effect, Fiber, Metric, Tracer } from "effect"
+import { ConfigProvider, Duration, Effect, Fiber, Layer, Metric, Option, Tracer } from "effect"
 import { PrometheusMetrics } from "effect/observability"
 import { TestClock } from "effect/testing"
 import * as RedisService from "../src/RedisService.ts"
@@ -48,6 +48,60 @@ describe("RedisService (TestClock)", () => {
       yield* TestClock.adjust("1 millis")
       const error = yield* Fiber.join(pending)
       assert.strictEqual(error._tag, "ConnectionTimeout")
+    }))
+})
+
+describe("RedisService layers and start-up", () => {
+  it.effect("invalid options fail the layer with InvalidRedisOptions naming the field", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(Layer.build(RedisService.RedisService.layer({ port: 70_000 })))
+      assert.strictEqual(error._tag, "InvalidRedisOptions")
+      if (error._tag === "InvalidRedisOptions") assert.strictEqual(error.field, "port")
+      const topology = yield* Effect.flip(Layer.build(RedisService.RedisService.layer({
+        topology: { _tag: "Cluster", nodes: [{ host: "127.0.0.1", port: 7000 }] }
+      })))
+      assert.strictEqual(topology._tag, "InvalidRedisOptions")
+    }))
+
+  it.effect("awaitReady: start-up fails with ConnectionTimeout after connectTimeout when Redis stays down", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisTestServer.make()
+      yield* server.stop
+      const building = yield* Effect.forkChild(
+        Effect.flip(Layer.build(RedisService.RedisService.layer({
+          url: server.url,
+          awaitReady: true,
+          connectTimeout: "3 seconds"
+        })))
+      )
+      yield* Effect.yieldNow
+      yield* TestClock.adjust("2999 millis")
+      yield* sleepReal(20)
+      assert.isUndefined(building.pollUnsafe())
+      yield* TestClock.adjust("1 millis")
+      const error = yield* Fiber.join(building)
+      assert.strictEqual(error._tag, "ConnectionTimeout")
+    }))
+
+  it.live("awaitReady with Redis up: the service is ready when the layer is built", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisTestServer.make()
+      const redis = yield* RedisService.make({ url: server.url, awaitReady: true })
+      assert.strictEqual((yield* redis.health).connection, "ready")
+    }))
+
+  it.live("layerConfig reads REDIS_URL through Config; the accessors use the service", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisTestServer.make()
+      const value = yield* Effect.gen(function*() {
+        yield* RedisService.setKey("from-env", "yes")
+        return yield* RedisService.getMultipleKeys(["from-env", "missing"])
+      }).pipe(
+        Effect.provide(RedisService.RedisService.layerConfig()),
+        Effect.provideService(ConfigProvider.ConfigProvider, ConfigProvider.fromEnv({ env: { REDIS_URL: server.url } }))
+      )
+      assert.deepStrictEqual(value, [Option.some("yes"), Option.none()])
+      assert.deepStrictEqual(yield* Effect.map(server.command("GET", "from-env"), String), "yes")
     }))
 })
 

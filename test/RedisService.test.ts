@@ -89,9 +89,19 @@ describe("RedisService (real redis-server)", () => {
       assert.deepStrictEqual(yield* redis.get("absent"), Option.none())
     })))
 
-  it.live("500 concurrent commands share one TCP connection; closing the layer closes it", () =>
+  it.live("500 concurrent commands share one TCP connection; closing the layer closes it and leaves no fiber", () =>
     Effect.gen(function*() {
       const server = yield* RedisTestServer.make()
+      // Counts the fibers started and ended inside the layer's scope (heartbeat, watchdog, breaker, reconnect loop).
+      let fibers = 0
+      const tracker: Metric.FiberRuntimeMetricsService = {
+        recordFiberStart: () => {
+          fibers++
+        },
+        recordFiberEnd: () => {
+          fibers--
+        }
+      }
       yield* Effect.scoped(Effect.gen(function*() {
         const redis = yield* service({ ...fast, url: server.url })
         const results = yield* Effect.forEach(
@@ -102,8 +112,10 @@ describe("RedisService (real redis-server)", () => {
         assert.deepStrictEqual(results[499], Option.some("499"))
         assert.strictEqual(yield* server.clientCount, 1)
         assert.strictEqual((yield* redis.health).connectionsOpened, 1)
-      }))
-      // The scope is closed: the socket is gone.
+        assert.isTrue(fibers >= 4, `${fibers} fibers running`)
+      })).pipe(Effect.provideService(Metric.FiberRuntimeMetrics, tracker))
+      // The scope is closed: the socket is gone and every fiber the layer started has ended.
+      assert.strictEqual(fibers, 0)
       assert.strictEqual(yield* waitFor(server.clientCount, (n) => n === 0, 2_000), 0)
     }).pipe(Effect.scoped))
 
