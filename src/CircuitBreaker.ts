@@ -97,7 +97,8 @@ const open = (policy: BreakerPolicy, trips: number, now: number): BreakerState =
  *
  * **Details**
  *
- * - Closed: a `Failure` counts; reaching `failureThreshold` opens the circuit. A `Success` resets the count.
+ * - Closed: a `Failure` counts; reaching `failureThreshold` opens the circuit. A `Success` (a command or a heartbeat
+ *   answered) or `ConnectionReady` resets the count.
  * - Open: outcomes of commands admitted before the circuit opened are ignored; a `Tick` at or after `until`, or
  *   `ConnectionReady`, moves to HalfOpen.
  * - HalfOpen: only the probe decides: `ProbeSucceeded` closes, `ProbeFailed` opens again for twice as long (up to
@@ -116,6 +117,7 @@ export const transition = (
     case "Closed": {
       switch (event._tag) {
         case "Success":
+        case "ConnectionReady":
           return state.failures === 0 ? state : initial
         case "Failure":
           return state.failures + 1 >= policy.failureThreshold

@@ -97,8 +97,11 @@ export interface Connection {
   readonly current: () => Live | undefined
   /** The ready connection, waiting at most `acquireTimeout` for one (then `ConnectionTimeout` with phase "acquire"). */
   readonly acquire: (command?: string) => Effect.Effect<Live, ConnectionTimeout | ConnectionClosed>
-  /** Reports that `live` is broken. The first report for a connection starts one reconnect cycle; others are no-ops. */
-  readonly invalidate: (live: Live, reason: RedisError) => Effect.Effect<void>
+  /**
+   * Reports that `live` is broken. The first report for a connection starts one reconnect cycle and returns true;
+   * later ones (and reports about a connection already replaced) are no-ops and return false.
+   */
+  readonly invalidate: (live: Live, reason: RedisError) => Effect.Effect<boolean>
   readonly state: Effect.Effect<ConnectionState>
   /** The current state, then every change. */
   readonly states: Stream.Stream<ConnectionState>
@@ -117,6 +120,8 @@ export interface Connection {
  * @category models
  */
 export interface ConnectionHooks {
+  /** A client was created for a connection attempt (before it connects): the place to attach event listeners. */
+  readonly onClient?: ((client: IORedis) => void) | undefined
   /** A connection attempt failed (feeds the circuit breaker). */
   readonly onAttemptFailed?: ((error: RedisError) => Effect.Effect<void>) | undefined
   /** A new connection is ready. */
@@ -194,12 +199,13 @@ export const make = Effect.fnUntraced(function*(
       : Effect.andThen(SubscriptionRef.set(stateRef, state), hooks.onState(state))
 
   // Marks a connection lost, synchronously, so that `current` never hands out a broken client.
-  const loseUnsafe = (live: MutableLive, reason: RedisError): void => {
-    if (!Deferred.doneUnsafe(live.lost, Exit.succeed(reason))) return
+  const loseUnsafe = (live: MutableLive, reason: RedisError): boolean => {
+    if (!Deferred.doneUnsafe(live.lost, Exit.succeed(reason))) return false
     if (current === live) {
       current = undefined
       if (Deferred.isDoneUnsafe(ready)) ready = Deferred.makeUnsafe<Live, ConnectionClosed>()
     }
+    return true
   }
 
   const closedReason = (live: MutableLive): RedisError =>
@@ -220,6 +226,7 @@ export const make = Effect.fnUntraced(function*(
       live.socketError = error
     })
     client.on("close", () => loseUnsafe(live, closedReason(live)))
+    hooks.onClient?.(client)
     return Effect.callback<MutableLive, RedisError>((resume) => {
       client.connect().then(
         () => resume(Effect.succeed(live)),
@@ -294,7 +301,7 @@ export const make = Effect.fnUntraced(function*(
     }
   })
 
-  yield* Effect.forkScoped(loop)
+  // Added before the loop is forked, so that it runs after the loop was interrupted: nothing reconnects meanwhile.
   yield* Effect.addFinalizer(() =>
     Effect.gen(function*() {
       closed = true
@@ -308,9 +315,10 @@ export const make = Effect.fnUntraced(function*(
         ready,
         Exit.fail(new ConnectionClosed({ message: "The Redis layer was closed", sent: false }))
       )
-      yield* SubscriptionRef.set(stateRef, { _tag: "Closed" })
+      yield* setState({ _tag: "Closed" })
     })
   )
+  yield* Effect.forkScoped(loop)
 
   const acquireTimeoutError = (command: string | undefined) =>
     Effect.suspend(() => {
@@ -338,7 +346,7 @@ export const make = Effect.fnUntraced(function*(
       )
     })
 
-  const invalidate = (live: Live, reason: RedisError): Effect.Effect<void> =>
+  const invalidate = (live: Live, reason: RedisError): Effect.Effect<boolean> =>
     Effect.sync(() => loseUnsafe(live as MutableLive, reason))
 
   return {

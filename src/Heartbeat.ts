@@ -99,11 +99,11 @@ export const make = Effect.fnUntraced(function*(
       generation = live.generation
       failures = 0
     }
-    const start = yield* Clock.currentTimeMillis
+    const start = yield* Clock.currentTimeNanos
     const result = yield* Effect.result(ping(live, policy.timeout))
     if (result._tag === "Success") {
-      const end = yield* Clock.currentTimeMillis
-      const elapsed = Duration.millis(end - start)
+      const end = yield* Clock.currentTimeNanos
+      const elapsed = Duration.nanos(end - start)
       rtt = Option.some(elapsed)
       failures = 0
       if (hooks.onSuccess !== undefined) yield* hooks.onSuccess(elapsed)

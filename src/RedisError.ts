@@ -273,6 +273,10 @@ export const classifySocketError = (
       cause
     })
   }
+  if (code === "ETIMEDOUT" && context.command !== undefined) {
+    // An established socket timed out (TCP keep-alive or retransmission): the connection is gone.
+    return undefined
+  }
   if (code === "ETIMEDOUT") {
     const timeout = context.connectTimeout ?? Duration.zero
     return new ConnectionTimeout({

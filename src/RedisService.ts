@@ -22,6 +22,7 @@
  *
  * @since 0.1.0
  */
+import * as Clock from "effect/Clock"
 import * as Config from "effect/Config"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
@@ -198,8 +199,9 @@ const IDEMPOTENT_COMMANDS: ReadonlySet<string> = new Set([
 ])
 
 /**
- * Whether a command is treated as idempotent by default (reads, SET without GET or NX, DEL, EXPIRE, HSET, SADD, ...).
- * INCR, LPUSH, PUBLISH, EVAL and anything unknown are not.
+ * Whether a command is safe to run twice (reads, SET without GET or NX, DEL, EXPIRE, HSET, SADD, ...); INCR, LPUSH,
+ * PUBLISH, EVAL and anything unknown are not. The typed operations follow this; `command` does not guess (it is
+ * never retried unless told), so pass `{ idempotent: isIdempotent(name, args) }` to opt in by this list.
  *
  * @since 0.1.0
  * @category commands
@@ -216,6 +218,9 @@ export const isIdempotent = (name: string, args: ReadonlyArray<CommandArgument> 
   }
   return true
 }
+
+// Redis takes whole milliseconds; a sub-millisecond TTL rounds up rather than to 0 (which Redis rejects).
+const ttlMillis = (ttl: Duration.Input): number => Math.ceil(Duration.toMillis(Duration.fromInputUnsafe(ttl)))
 
 const unsupportedTopology = (config: RedisConfig.ResolvedRedisConfig) =>
   new RedisConfig.InvalidRedisOptions({
@@ -247,13 +252,13 @@ export const make: (
           Metric.update(Metric.withAttributes(Metrics.connectFailures, { error: error._tag }), 1)
         ),
       onReady: () => Effect.andThen(breaker.onConnectionReady, Metric.update(Metrics.connectionsOpened, 1)),
-      onLost: () => Metric.update(Metrics.reconnects, 1),
+      onLost: () => Effect.andThen(breaker.onFailure, Metric.update(Metrics.reconnects, 1)),
       onState: (state) => Metrics.recordConnectionState(Connection.status(state))
     })
     const heartbeat = config.heartbeat === undefined
       ? undefined
       : yield* Heartbeat.make(connection, config.heartbeat, {
-        onSuccess: (rtt) => Metric.update(Metrics.heartbeatRtt, Duration.toMillis(rtt) / 1000),
+        onSuccess: (rtt) => Effect.andThen(breaker.onSuccess, Metric.update(Metrics.heartbeatRtt, Duration.toSeconds(rtt))),
         onFailure: () => Effect.andThen(breaker.onFailure, Metric.update(Metrics.heartbeatFailures, 1))
       })
 
@@ -281,19 +286,20 @@ export const make: (
 
     const stats = yield* Metrics.makeCommandStats()
     const watchdog = yield* Watchdog.make(config.commandTimeout)
-    const execute = makeExecutor(config, connection, breaker, stats, watchdog)
+    const execute = makeExecutor(config, connection, breaker, stats, watchdog, yield* Clock.Clock)
 
     const get = (key: string) => Effect.map(execute("GET", true, (client) => client.get(key)), Option.fromNullishOr)
 
-    const set = (key: string, value: string, setOptions?: SetOptions) => {
-      const args: Array<string | number> = [key, value]
-      if (setOptions?.ttl !== undefined) args.push("PX", Duration.toMillis(Duration.fromInputUnsafe(setOptions.ttl)))
-      if (setOptions?.mode !== undefined) args.push(setOptions.mode)
-      return Effect.map(
-        execute("SET", setOptions?.mode !== "NX", (client) => client.call("SET", args)),
-        (reply) => reply !== null
-      )
-    }
+    const set = (key: string, value: string, setOptions?: SetOptions) =>
+      Effect.suspend(() => {
+        const args: Array<string | number> = [key, value]
+        if (setOptions?.ttl !== undefined) args.push("PX", ttlMillis(setOptions.ttl))
+        if (setOptions?.mode !== undefined) args.push(setOptions.mode)
+        return Effect.map(
+          execute("SET", setOptions?.mode !== "NX", (client) => client.call("SET", args)),
+          (reply) => reply !== null
+        )
+      })
 
     const mget = (keys: ReadonlyArray<string>) =>
       keys.length === 0
@@ -312,9 +318,8 @@ export const make: (
         : execute("INCRBY", false, (client) => client.incrby(key, by))
 
     const expire = (key: string, ttl: Duration.Input) =>
-      Effect.map(
-        execute("PEXPIRE", true, (client) => client.pexpire(key, Duration.toMillis(Duration.fromInputUnsafe(ttl)))),
-        (reply) => reply === 1
+      Effect.suspend(() =>
+        Effect.map(execute("PEXPIRE", true, (client) => client.pexpire(key, ttlMillis(ttl))), (reply) => reply === 1)
       )
 
     const publish = (channel: string, message: string) =>
@@ -370,15 +375,17 @@ const makeExecutor = (
   connection: Connection.Connection,
   breaker: CircuitBreaker.CircuitBreaker,
   stats: Metrics.CommandStats,
-  watchdog: Watchdog.Watchdog
+  watchdog: Watchdog.Watchdog,
+  clock: Clock.Clock
 ) => {
   const commandTimeout = config.commandTimeout
-  const elapsed = (start: number) => (watchdog.now() - start) / 1000
+  const elapsed = (start: bigint) => Number(clock.currentTimeNanosUnsafe() - start) / 1e9
 
-  // What a failed command tells the rest of the layer: a broken connection is replaced, transient failures count.
+  // What a failed command tells the rest of the layer: a broken connection is replaced (the loss counts once towards
+  // the breaker, through the connection, however many commands were in flight); other transient failures count each.
   const report = (live: Connection.Live | undefined, error: RedisError): Effect.Effect<void> =>
-    live !== undefined && isConnectionLost(error)
-      ? Effect.andThen(connection.invalidate(live, error), breaker.onFailure)
+    isConnectionLost(error)
+      ? live === undefined ? Effect.void : Effect.asVoid(connection.invalidate(live, error))
       : isTransient(error)
       ? breaker.onFailure
       : Effect.void
@@ -396,7 +403,7 @@ const makeExecutor = (
     idempotent: boolean,
     run: Run<A>,
     live: Connection.Live,
-    start: number,
+    start: bigint,
     resume: (effect: Effect.Effect<A, RedisError>) => void
   ): void => {
     const deadline = watchdog.watch(() => {
@@ -436,13 +443,13 @@ const makeExecutor = (
     )
   }
 
-  const rejected = <A>(name: string, idempotent: boolean, run: Run<A>, start: number): Effect.Effect<A, RedisError> =>
+  const rejected = <A>(name: string, idempotent: boolean, run: Run<A>, start: bigint): Effect.Effect<A, RedisError> =>
     breaker.admit(name).pipe(
       Effect.tapError((error) => Effect.sync(() => stats.record(name, error._tag, elapsed(start)))),
       Effect.andThen(attempt(name, idempotent, run))
     )
 
-  const waitThenSend = <A>(name: string, idempotent: boolean, run: Run<A>, start: number) =>
+  const waitThenSend = <A>(name: string, idempotent: boolean, run: Run<A>, start: bigint) =>
     connection.acquire(name).pipe(
       Effect.tapError((error) =>
         Effect.andThen(Effect.sync(() => stats.record(name, error._tag, elapsed(start))), report(undefined, error))
@@ -454,7 +461,7 @@ const makeExecutor = (
 
   const attempt = <A>(name: string, idempotent: boolean, run: Run<A>): Effect.Effect<A, RedisError> =>
     Effect.callback<A, RedisError>((resume) => {
-      const start = watchdog.now()
+      const start = clock.currentTimeNanosUnsafe()
       if (breaker.current()._tag !== "Closed") return resume(rejected(name, idempotent, run, start))
       const live = connection.current()
       if (live === undefined) return resume(waitThenSend(name, idempotent, run, start))

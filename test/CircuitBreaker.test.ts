@@ -26,9 +26,11 @@ describe("CircuitBreaker.transition (pure)", () => {
     assert.deepStrictEqual(state, { _tag: "Open", since: 10, until: 1010, trips: 1 })
   })
 
-  it("a success resets the count; a success with no failures changes nothing (same object)", () => {
+  it("a success or a new ready connection resets the count; with no failures nothing changes (same object)", () => {
     const two = transition(policy, transition(policy, CircuitBreaker.initial, ev("Failure"), 0), ev("Failure"), 0)
     assert.deepStrictEqual(transition(policy, two, ev("Success"), 0), CircuitBreaker.initial)
+    assert.deepStrictEqual(transition(policy, two, ev("ConnectionReady"), 0), CircuitBreaker.initial)
+    assert.strictEqual(transition(policy, CircuitBreaker.initial, ev("ConnectionReady"), 0), CircuitBreaker.initial)
     assert.strictEqual(transition(policy, CircuitBreaker.initial, ev("Success"), 0), CircuitBreaker.initial)
   })
 

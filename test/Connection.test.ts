@@ -90,6 +90,7 @@ describe("Connection (TestClock + real redis-server)", () => {
         return connection
       }))
       assert.strictEqual((yield* states.state)._tag, "Closed")
+      assert.strictEqual(yield* states.reconnects, 0, "closing is not a reconnect")
       yield* waitUntil(server.clientCount, (n) => n === 0)
       const error = yield* Effect.flip(states.acquire("GET"))
       assert.strictEqual(error._tag, "ConnectionClosed")

@@ -159,6 +159,26 @@ describe("RedisService (real redis-server)", () => {
       assert.strictEqual(health.connectionsOpened, 2)
     })))
 
+  it.live("one reset under 20 in-flight GETs: all 20 are retried and succeed, the circuit stays closed", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisTestServer.make()
+      const proxy = yield* ChaosProxy.make({ target: server })
+      const redis = yield* service({ ...fast, url: proxy.url, heartbeat: false })
+      yield* redis.set("key", "value")
+      yield* proxy.latency(300)
+      const gets = yield* Effect.forkChild(
+        Effect.forEach(Array.from({ length: 20 }), () => redis.get("key"), { concurrency: "unbounded" })
+      )
+      yield* sleep(100)
+      yield* proxy.resetAll
+      yield* proxy.restore
+      const values = yield* Fiber.join(gets)
+      assert.deepStrictEqual(new Set(values.map((v) => Option.getOrNull(v))), new Set(["value"]))
+      const health = yield* redis.health
+      assert.strictEqual(health.circuit, "closed")
+      assert.strictEqual(health.reconnects, 1)
+    }))
+
   it.live("CLIENT KILL: the connection comes back by itself", () =>
     Effect.scoped(Effect.gen(function*() {
       const server = yield* RedisTestServer.make()
