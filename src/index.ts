@@ -33,6 +33,26 @@ export {
 
 export { InvalidRedisOptions, type RedisOptions, type ResolvedRedisConfig, type Topology } from "./RedisConfig.ts"
 
+export {
+  type DeliveryMode,
+  type FallbackOptions,
+  RedisSubscriber,
+  type RedisSubscriberOptions,
+  type RedisSubscriberShape,
+  type SubscriptionEvent
+} from "./RedisSubscriber.ts"
+
+export {
+  buildRedisChannelName,
+  type ChannelLike,
+  InvalidChannelName,
+  publish as publishTo,
+  type RedisChannel as TypedChannel
+} from "./Channels.ts"
+
+/** Typed channels: `RedisChannel.make({ name, schema })`, `RedisChannel.registry(prefix, schemas)`. */
+export * as RedisChannel from "./Channels.ts"
+
 export type { RedisHealth } from "./Metrics.ts"
 export type { ConnectionState } from "./Connection.ts"
 export type { CircuitStatus } from "./CircuitBreaker.ts"

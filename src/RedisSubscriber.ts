@@ -1,0 +1,374 @@
+/**
+ * Pub/sub over one shared subscriber connection, with the same reconnect schedule, debounce and heartbeat as the
+ * command connection, and honest about what it cannot deliver.
+ *
+ * The connection is opened on the first subscription and shared by all: 50 local streams on one channel make one
+ * SUBSCRIBE, the last one gone sends UNSUBSCRIBE. After every reconnect everything is subscribed again, and each
+ * local stream that was subscribed when the connection was lost gets `Gap { channel, from, to }` (Redis pub/sub
+ * does not keep what was published meanwhile) and then `Resubscribed`. Each local stream has a bounded buffer: when a
+ * consumer falls behind, new messages are dropped and a `Gap` with `reason: "overflow"` tells it so.
+ *
+ * `subscribeWithFallback` keeps a stream going while pub/sub cannot: it polls a user-given effect while the
+ * subscriber is down or the circuit breaker is open, and returns to live messages when healthy.
+ *
+ * @since 0.1.0
+ */
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as DateTime from "effect/DateTime"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Queue from "effect/Queue"
+import * as Result from "effect/Result"
+import * as Schedule from "effect/Schedule"
+import * as Scope from "effect/Scope"
+import * as Semaphore from "effect/Semaphore"
+import * as Stream from "effect/Stream"
+import * as SubscriptionRef from "effect/SubscriptionRef"
+import type { Redis as IORedis } from "ioredis"
+import * as Channels from "./Channels.ts"
+import * as Connection from "./Connection.ts"
+import * as Heartbeat from "./Heartbeat.ts"
+import { classify, type DecodeError, type RedisError } from "./RedisError.ts"
+import { RedisService } from "./RedisService.ts"
+
+/**
+ * What a subscription sees.
+ *
+ * - `Message`: a message (`pattern` is set for pattern subscriptions).
+ * - `Gap`: messages may have been lost between `from` and `to`: the connection was down (`reason: "disconnected"`)
+ *   or the consumer fell behind and its buffer was full (`reason: "overflow"`, `dropped` messages).
+ * - `Resubscribed`: the subscription is live again after a reconnect.
+ * - `Invalid`: a message on a typed channel that does not match its Schema (the stream goes on).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type SubscriptionEvent<A = string> =
+  | { readonly _tag: "Message"; readonly channel: string; readonly message: A; readonly pattern?: string | undefined }
+  | {
+    readonly _tag: "Gap"
+    readonly channel: string
+    readonly from: DateTime.Utc
+    readonly to: DateTime.Utc
+    readonly reason: "disconnected" | "overflow"
+    readonly dropped?: number | undefined
+  }
+  | { readonly _tag: "Resubscribed"; readonly channel: string }
+  | { readonly _tag: "Invalid"; readonly channel: string; readonly message: string; readonly error: DecodeError }
+
+/**
+ * Options of the subscriber.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RedisSubscriberOptions {
+  /** Messages buffered per local stream before new ones are dropped (with an overflow `Gap`). Default 1024. */
+  readonly bufferSize?: number | undefined
+}
+
+/**
+ * Options of `subscribeWithFallback`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface FallbackOptions<A, E, R> {
+  /** What to emit while pub/sub is unavailable; called every `interval`. */
+  readonly poll: Effect.Effect<ReadonlyArray<A>, E, R>
+  readonly interval: Duration.Input
+}
+
+/**
+ * Whether live messages can be trusted right now: `live` (subscribed, circuit closed) or `polling`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type DeliveryMode = "live" | "polling"
+
+/**
+ * The service shape.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RedisSubscriberShape {
+  /** Live messages of a channel. Typed channels decode; messages that do not decode are skipped (see `events`). */
+  readonly subscribe: {
+    <A, I>(channel: Channels.RedisChannel<A, I>): Stream.Stream<A, RedisError | Channels.InvalidChannelName>
+    (channel: string): Stream.Stream<string, RedisError | Channels.InvalidChannelName>
+  }
+  /** Everything a subscription sees: messages, gaps, resubscriptions, invalid messages. */
+  readonly events: {
+    <A, I>(
+      channel: Channels.RedisChannel<A, I>
+    ): Stream.Stream<SubscriptionEvent<A>, RedisError | Channels.InvalidChannelName>
+    (channel: string): Stream.Stream<SubscriptionEvent<string>, RedisError | Channels.InvalidChannelName>
+  }
+  /** A pattern subscription (PSUBSCRIBE): `Message` events carry the channel and the pattern. */
+  readonly psubscribe: (pattern: string) => Stream.Stream<SubscriptionEvent<string>, RedisError>
+  /** Live messages while healthy, polled values while the subscriber is down or the circuit is open. */
+  readonly subscribeWithFallback: {
+    <A, I, E, R>(
+      channel: Channels.RedisChannel<A, I>,
+      options: FallbackOptions<A, E, R>
+    ): Stream.Stream<A, E | RedisError | Channels.InvalidChannelName, R>
+    <E, R>(
+      channel: string,
+      options: FallbackOptions<string, E, R>
+    ): Stream.Stream<string, E | RedisError | Channels.InvalidChannelName, R>
+  }
+  /** `live` while the subscriber connection is ready and the circuit is closed, else `polling`; then every change. */
+  readonly mode: Stream.Stream<DeliveryMode>
+  /** The subscriber connection's state, then every change. */
+  readonly states: Stream.Stream<Connection.ConnectionState>
+  /** Channels and patterns with at least one local stream. */
+  readonly subscriptions: Effect.Effect<{ readonly channels: ReadonlyArray<string>; readonly patterns: ReadonlyArray<string> }>
+}
+
+/**
+ * The pub/sub service. `RedisSubscriber.layer` needs `RedisService` and opens its own connection with the same options.
+ *
+ * @since 0.1.0
+ * @category services
+ */
+export class RedisSubscriber extends Context.Service<RedisSubscriber, RedisSubscriberShape>()(
+  "effect-redis-resilience/RedisSubscriber"
+) {
+  static readonly layer: Layer.Layer<RedisSubscriber, never, RedisService> = Layer.effect(
+    RedisSubscriber,
+    RedisService.use((redis) => make(redis))
+  )
+
+  /** Like `layer`, with options (buffer size). */
+  static readonly layerWith = (options: RedisSubscriberOptions): Layer.Layer<RedisSubscriber, never, RedisService> =>
+    Layer.effect(RedisSubscriber, RedisService.use((redis) => make(redis, options)))
+}
+
+interface Local {
+  readonly queue: Queue.Queue<SubscriptionEvent<string>>
+  readonly since: number
+  overflowFrom: number | undefined
+  dropped: number
+}
+
+type Kind = "channel" | "pattern"
+
+/**
+ * Builds the subscriber in the current scope (its connection opens on the first subscription).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = Effect.fnUntraced(function*(
+  redis: RedisService["Service"],
+  options: RedisSubscriberOptions = {}
+) {
+  const config = redis.config
+  const bufferSize = options.bufferSize ?? 1024
+  const scope = yield* Effect.scope
+  const clock = yield* Clock.Clock
+  const now = () => clock.currentTimeMillisUnsafe()
+  const registry: Record<Kind, Map<string, Set<Local>>> = { channel: new Map(), pattern: new Map() }
+  const stateRef = yield* SubscriptionRef.make<Connection.ConnectionState>({ _tag: "Connecting", attempt: 0 })
+  let lostAt: number | undefined
+  let connection: Connection.Connection | undefined
+  const startLock = Semaphore.makeUnsafe(1)
+
+  const offer = (local: Local, channel: string, event: SubscriptionEvent<string>): void => {
+    if (local.overflowFrom !== undefined) {
+      if (Queue.isFullUnsafe(local.queue)) {
+        local.dropped++
+        return
+      }
+      Queue.offerUnsafe(local.queue, {
+        _tag: "Gap",
+        channel,
+        from: DateTime.makeUnsafe(local.overflowFrom),
+        to: DateTime.makeUnsafe(now()),
+        reason: "overflow",
+        dropped: local.dropped
+      })
+      local.overflowFrom = undefined
+      local.dropped = 0
+    }
+    if (!Queue.offerUnsafe(local.queue, event)) {
+      local.overflowFrom = now()
+      local.dropped = 1
+    }
+  }
+
+  const deliver = (kind: Kind, key: string, event: SubscriptionEvent<string> & { readonly channel: string }) => {
+    const locals = registry[kind].get(key)
+    if (locals === undefined) return
+    for (const local of locals) offer(local, event.channel, event)
+  }
+
+  const listen = (client: IORedis) => {
+    client.on("message", (channel: string, message: string) => {
+      deliver("channel", channel, { _tag: "Message", channel, message })
+    })
+    client.on("pmessage", (pattern: string, channel: string, message: string) => {
+      deliver("pattern", pattern, { _tag: "Message", channel, message, pattern })
+    })
+  }
+
+  const command = (live: Connection.Live, name: string, keys: ReadonlyArray<string>) =>
+    Effect.tryPromise({
+      try: () => live.client.call(name, [...keys]),
+      catch: (cause) => classify(cause, { command: name, sent: true, socketError: live.socketError })
+    })
+
+  // After a (re)connect: subscribe everything, then tell each local stream what it may have missed.
+  const resubscribe = (live: Connection.Live) =>
+    Effect.gen(function*() {
+      const channels = [...registry.channel.keys()]
+      const patterns = [...registry.pattern.keys()]
+      const result = yield* Effect.result(Effect.all([
+        channels.length === 0 ? Effect.void : command(live, "SUBSCRIBE", channels),
+        patterns.length === 0 ? Effect.void : command(live, "PSUBSCRIBE", patterns)
+      ]))
+      if (result._tag === "Failure") return yield* connection!.invalidate(live, result.failure)
+      const to = now()
+      const lost = lostAt
+      lostAt = undefined
+      for (const kind of ["channel", "pattern"] as const) {
+        for (const [key, locals] of registry[kind]) {
+          for (const local of locals) {
+            if (lost !== undefined && local.since <= lost) {
+              offer(local, key, {
+                _tag: "Gap",
+                channel: key,
+                from: DateTime.makeUnsafe(lost),
+                to: DateTime.makeUnsafe(to),
+                reason: "disconnected"
+              })
+            }
+            if (lost !== undefined) offer(local, key, { _tag: "Resubscribed", channel: key })
+          }
+        }
+      }
+    })
+
+  const start = startLock.withPermits(1)(Effect.suspend(() => {
+    if (connection !== undefined) return Effect.succeed(connection)
+    return Effect.gen(function*() {
+      const opened = yield* Connection.make(config, {
+        onClient: listen,
+        onReady: (live) => resubscribe(live),
+        onLost: () =>
+          Effect.sync(() => {
+            lostAt = now()
+          }),
+        onState: (state) => SubscriptionRef.set(stateRef, state)
+      }, { clientOptions: { connectionName: config.connectionName === undefined ? "subscriber" : `${config.connectionName}:subscriber` } })
+      connection = opened
+      if (config.heartbeat !== undefined) yield* Heartbeat.make(opened, config.heartbeat)
+      return opened
+    }).pipe(Scope.provide(scope))
+  }))
+
+  const register = (kind: Kind, key: string): Effect.Effect<Queue.Dequeue<SubscriptionEvent<string>>, RedisError, Scope.Scope> =>
+    Effect.gen(function*() {
+      const conn = yield* start
+      const queue = yield* Queue.dropping<SubscriptionEvent<string>>(bufferSize)
+      const local: Local = { queue, since: now(), overflowFrom: undefined, dropped: 0 }
+      const map = registry[kind]
+      let locals = map.get(key)
+      const first = locals === undefined
+      if (locals === undefined) {
+        locals = new Set()
+        map.set(key, locals)
+      }
+      locals.add(local)
+      yield* Effect.addFinalizer(() =>
+        Effect.suspend(() => {
+          locals.delete(local)
+          if (locals.size > 0 || map.get(key) !== locals) return Queue.shutdown(queue)
+          map.delete(key)
+          const live = conn.current()
+          return Effect.andThen(
+            live === undefined
+              ? Effect.void
+              : Effect.ignore(command(live, kind === "channel" ? "UNSUBSCRIBE" : "PUNSUBSCRIBE", [key])),
+            Queue.shutdown(queue)
+          )
+        })
+      )
+      const live = conn.current()
+      if (first && live !== undefined) {
+        const subscribed = yield* Effect.result(command(live, kind === "channel" ? "SUBSCRIBE" : "PSUBSCRIBE", [key]))
+        if (subscribed._tag === "Failure") {
+          // A reply error (e.g. no permission) ends this stream; a broken connection is replaced and the channel is
+          // subscribed again when the next connection is ready.
+          if (subscribed.failure._tag === "ReplyError") return yield* Effect.fail(subscribed.failure)
+          yield* conn.invalidate(live, subscribed.failure)
+        }
+      }
+      return queue
+    })
+
+  const eventsOf = (kind: Kind, key: string): Stream.Stream<SubscriptionEvent<string>, RedisError> =>
+    Stream.unwrap(Effect.map(register(kind, key), (queue) => Stream.fromQueue(queue)))
+
+  const checked = (channel: Channels.ChannelLike) => {
+    const name = Channels.nameOf(channel)
+    const invalid = Channels.validateChannelName(name)
+    return invalid
+  }
+
+  const events = (channel: Channels.ChannelLike): Stream.Stream<SubscriptionEvent<any>, RedisError | Channels.InvalidChannelName> => {
+    const invalid = checked(channel)
+    if (invalid !== undefined) return Stream.fail(invalid)
+    const raw = eventsOf("channel", Channels.nameOf(channel))
+    if (typeof channel === "string") return raw
+    return Stream.mapEffect(raw, (event) =>
+      event._tag !== "Message" ? Effect.succeed(event) : channel.decode(event.message).pipe(
+        Effect.map((message): SubscriptionEvent<any> => ({ ...event, message })),
+        Effect.catch((error) =>
+          Effect.succeed<SubscriptionEvent<any>>({ _tag: "Invalid", channel: event.channel, message: event.message, error })
+        )
+      ))
+  }
+
+  const subscribe = (channel: Channels.ChannelLike): Stream.Stream<any, RedisError | Channels.InvalidChannelName> =>
+    Stream.filterMap(events(channel), (event) => event._tag === "Message" ? Result.succeed(event.message) : Result.failVoid)
+
+  const stateStream = SubscriptionRef.changes(stateRef)
+  const mode: Stream.Stream<DeliveryMode> = Stream.zipLatest(stateStream, redis.circuit).pipe(
+    Stream.map(([state, circuit]): DeliveryMode => state._tag === "Ready" && circuit === "closed" ? "live" : "polling"),
+    Stream.changes
+  )
+
+  const subscribeWithFallback = <A, E, R>(
+    channel: Channels.ChannelLike,
+    options: FallbackOptions<A, E, R>
+  ): Stream.Stream<A, E | RedisError | Channels.InvalidChannelName, R> => {
+    const polling = mode.pipe(
+      Stream.switchMap((current) =>
+        current === "live"
+          ? Stream.empty
+          : Stream.fromEffectSchedule(options.poll, Schedule.spaced(options.interval)).pipe(
+            Stream.flatMap((values) => Stream.fromIterable(values))
+          )
+      )
+    )
+    return Stream.merge(subscribe(channel) as Stream.Stream<A, RedisError | Channels.InvalidChannelName>, polling)
+  }
+
+  return RedisSubscriber.of({
+    subscribe: subscribe as RedisSubscriberShape["subscribe"],
+    events: events as RedisSubscriberShape["events"],
+    psubscribe: (pattern) => eventsOf("pattern", pattern),
+    subscribeWithFallback: subscribeWithFallback as RedisSubscriberShape["subscribeWithFallback"],
+    mode,
+    states: stateStream,
+    subscriptions: Effect.sync(() => ({
+      channels: [...registry.channel.keys()],
+      patterns: [...registry.pattern.keys()]
+    }))
+  })
+})
