@@ -18,7 +18,7 @@ import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import type * as Stream from "effect/Stream"
 import * as SubscriptionRef from "effect/SubscriptionRef"
-import { Redis as IORedis, type RedisOptions } from "ioredis"
+import { Cluster, Redis as IORedis, type RedisOptions } from "ioredis"
 import * as ReconnectSchedule from "./ReconnectSchedule.ts"
 import type { ResolvedRedisConfig } from "./RedisConfig.ts"
 import { classify, ConnectionClosed, ConnectionTimeout, type RedisError } from "./RedisError.ts"
@@ -68,6 +68,15 @@ export const status = (state: ConnectionState): ConnectionStatus =>
     : "closed"
 
 /**
+ * The ioredis client behind a connection: a `Redis` (standalone, or the current master found through Sentinel) or a
+ * `Cluster` (its own connection per node, slot map and redirections).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Client = IORedis | Cluster
+
+/**
  * One ready connection. It stays the same object for its whole life, so that a failure can be reported against the
  * connection it happened on (`invalidate` ignores signals for a connection that was already replaced).
  *
@@ -75,7 +84,7 @@ export const status = (state: ConnectionState): ConnectionStatus =>
  * @category models
  */
 export interface Live {
-  readonly client: IORedis
+  readonly client: Client
   readonly generation: number
   /** The last error the socket reported; used to classify commands that fail with a bare "Connection is closed.". */
   readonly socketError: unknown
@@ -121,7 +130,7 @@ export interface Connection {
  */
 export interface ConnectionHooks {
   /** A client was created for a connection attempt (before it connects): the place to attach event listeners. */
-  readonly onClient?: ((client: IORedis) => void) | undefined
+  readonly onClient?: ((client: Client) => void) | undefined
   /** A connection attempt failed (feeds the circuit breaker). */
   readonly onAttemptFailed?: ((error: RedisError) => Effect.Effect<void>) | undefined
   /** A new connection is ready. */
@@ -142,6 +151,7 @@ export type IORedisOptions = Omit<RedisOptions, "replyMapping">
 
 /**
  * The ioredis options this library runs with: ioredis never reconnects, queues, resends or resubscribes by itself.
+ * For a Cluster these are the options of each node connection (see `makeClient`).
  *
  * @since 0.1.0
  * @category constructors
@@ -167,6 +177,71 @@ export const clientOptions = (config: ResolvedRedisConfig): IORedisOptions => ({
 })
 
 /**
+ * Creates the ioredis client for one connection attempt, by topology.
+ *
+ * - Standalone: a `Redis` with `clientOptions`.
+ * - Sentinel: a `Redis` in sentinel mode: every attempt asks the sentinels for the current master (ioredis checks its
+ *   role); `failoverDetector` closes the connection when the sentinels announce a new master, and the next attempt
+ *   finds it. `sentinelRetryStrategy` is off: our schedule spaces the attempts.
+ * - Cluster: a `Cluster` with `clusterRetryStrategy` off and no cluster-level offline queue. ioredis keeps control of
+ *   what only it can do: the slot map, MOVED/ASK redirections (never reported as failures) and the per-node
+ *   connections, which it opens lazily with an offline queue of their own (it forces that) and never reconnects (a
+ *   lost node is found again through the slot map).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeClient = (config: ResolvedRedisConfig, overrides: Partial<IORedisOptions> = {}): Client => {
+  const options: IORedisOptions = { ...clientOptions(config), ...overrides }
+  const topology = config.topology
+  switch (topology._tag) {
+    case "Standalone":
+      return new IORedis<"legacy">(options)
+    case "Sentinel":
+      return new IORedis<"legacy">({
+        ...options,
+        sentinels: topology.sentinels.map((node) => ({ host: node.host, port: node.port })),
+        name: topology.name,
+        role: "master",
+        sentinelRetryStrategy: () => null,
+        failoverDetector: true
+      })
+    case "Cluster": {
+      // Node connections: the same options, less what the Cluster decides per node (address, queue, retries).
+      const {
+        db: _db,
+        enableOfflineQueue: _queue,
+        host: _host,
+        keyPrefix,
+        lazyConnect: _lazy,
+        port: _port,
+        retryStrategy: _retry,
+        ...nodeOptions
+      } = options
+      return new Cluster<"legacy">(topology.nodes.map((node) => ({ host: node.host, port: node.port })), {
+        lazyConnect: true,
+        enableOfflineQueue: false,
+        enableReadyCheck: true,
+        clusterRetryStrategy: () => null,
+        maxRedirections: 16,
+        slotsRefreshTimeout: Duration.toMillis(config.connectTimeout),
+        ...(keyPrefix === undefined ? {} : { keyPrefix }),
+        redisOptions: nodeOptions
+      })
+    }
+  }
+}
+
+/**
+ * The masters a client talks to: the one `Redis`, or every master node of a `Cluster`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const masters = (client: Client): ReadonlyArray<IORedis> =>
+  client instanceof Cluster ? client.nodes("master") : [client]
+
+/**
  * Opens the connection in the background and keeps it open until the scope closes.
  *
  * **Details**
@@ -183,7 +258,6 @@ export const make = Effect.fnUntraced(function*(
   hooks: ConnectionHooks = {},
   options: { readonly clientOptions?: Partial<IORedisOptions> | undefined } = {}
 ) {
-  const ioOptions: IORedisOptions = { ...clientOptions(config), ...options.clientOptions }
   const stateRef = yield* SubscriptionRef.make<ConnectionState>({ _tag: "Connecting", attempt: 0 })
   let current: MutableLive | undefined
   let ready = Deferred.makeUnsafe<Live, ConnectionClosed>()
@@ -208,13 +282,15 @@ export const make = Effect.fnUntraced(function*(
     return true
   }
 
+  // Why an established connection closed: its last socket error, else a plain close. (ETIMEDOUT here is a socket that
+  // stopped answering, not a connect timeout.)
   const closedReason = (live: MutableLive): RedisError =>
-    classify(live.socketError ?? new Error("Connection is closed."), { sent: false })
+    classify(live.socketError ?? new Error("Connection is closed."), { sent: false, established: true })
 
   // One connection attempt. The socket is torn down when the attempt fails or is interrupted.
   const open: Effect.Effect<MutableLive, RedisError> = Effect.suspend(() => {
     attempts++
-    const client = new IORedis<"legacy">(ioOptions)
+    const client = makeClient(config, options.clientOptions)
     const live: MutableLive = {
       client,
       generation: generation + 1,
@@ -226,6 +302,8 @@ export const make = Effect.fnUntraced(function*(
       live.socketError = error
     })
     client.on("close", () => loseUnsafe(live, closedReason(live)))
+    // A Cluster ends when it gave up on every node (its own retry strategy is off).
+    client.on("end", () => loseUnsafe(live, closedReason(live)))
     hooks.onClient?.(client)
     return Effect.callback<MutableLive, RedisError>((resume) => {
       client.connect().then(

@@ -11,7 +11,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
-import type { Connection, Live } from "./Connection.ts"
+import { type Connection, type Live, masters } from "./Connection.ts"
 import { classify, CommandTimeout, type RedisError } from "./RedisError.ts"
 
 /**
@@ -58,7 +58,8 @@ export interface HeartbeatHooks {
  */
 export const ping = (live: Live, timeout: Duration.Duration): Effect.Effect<void, RedisError> =>
   Effect.tryPromise({
-    try: () => live.client.ping(),
+    // Every master: the one server, or each master of a Cluster (one frozen master is a miss).
+    try: () => Promise.all(masters(live.client).map((node) => node.ping())),
     catch: (cause) => classify(cause, { command: "PING", sent: true, socketError: live.socketError })
   }).pipe(
     Effect.timeoutOrElse({

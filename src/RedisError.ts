@@ -97,7 +97,11 @@ export class CircuitOpen extends Data.TaggedError("CircuitOpen")<{
 
 /**
  * Redis answered with an error reply. `code` is its first word (`WRONGTYPE`, `ERR`, `NOSCRIPT`, `READONLY`, ...).
- * Reply errors say nothing about the connection's health and never open the circuit breaker.
+ *
+ * Most reply errors say nothing about the connection's health and never open the circuit breaker. The exceptions
+ * say the server cannot serve right now (`LOADING`, `TRYAGAIN`, `CLUSTERDOWN`, `MASTERDOWN`: transient, with a
+ * `retryAfter` hint) or that the connection points at the wrong node (`READONLY`: a write reached a replica, e.g. a
+ * master demoted by a failover; the connection is replaced and the command, which was not applied, runs once more).
  *
  * @since 0.1.0
  * @category errors
@@ -106,6 +110,8 @@ export class ReplyError extends Data.TaggedError("ReplyError")<{
   readonly message: string
   readonly code: string
   readonly command?: string | undefined
+  /** Set when Redis means "try again soon" (LOADING, TRYAGAIN, CLUSTERDOWN, MASTERDOWN): a hint, not a promise. */
+  readonly retryAfter?: Duration.Duration | undefined
   readonly cause?: unknown
 }> {}
 
@@ -157,9 +163,26 @@ const tags: ReadonlySet<string> = new Set([
 export const isRedisError = (u: unknown): u is RedisError =>
   Predicate.hasProperty(u, "_tag") && typeof u._tag === "string" && tags.has(u._tag)
 
+const unavailableCodes: ReadonlyMap<string, number> = new Map([
+  ["LOADING", 1000],
+  ["TRYAGAIN", 100],
+  ["CLUSTERDOWN", 500],
+  ["MASTERDOWN", 500]
+])
+
+/**
+ * Whether a reply error means the command reached the wrong node: a write on a replica (`READONLY`). Such a command
+ * was not applied, and the connection should be replaced.
+ *
+ * @since 0.1.0
+ * @category predicates
+ */
+export const isWrongRole = (error: RedisError): boolean => error._tag === "ReplyError" && error.code === "READONLY"
+
 /**
  * Transient failures say the connection or the server is unhealthy: they count towards opening the circuit breaker.
- * Reply errors, decode errors and `CircuitOpen` itself never do.
+ * Decode errors, `CircuitOpen` itself and reply errors never do, except those that say the server cannot serve now
+ * (LOADING, TRYAGAIN, CLUSTERDOWN, MASTERDOWN).
  *
  * @since 0.1.0
  * @category predicates
@@ -172,6 +195,8 @@ export const isTransient = (error: RedisError): boolean => {
     case "ConnectionClosed":
     case "CommandTimeout":
       return true
+    case "ReplyError":
+      return unavailableCodes.has(error.code)
     default:
       return false
   }
@@ -205,6 +230,8 @@ export interface ClassifyContext {
   readonly socketError?: unknown
   /** The configured command timeout, reported in `CommandTimeout`. */
   readonly commandTimeout?: Duration.Duration | undefined
+  /** Whether the socket had connected: an ETIMEDOUT then means a dead socket, not a connect timeout. */
+  readonly established?: boolean | undefined
   /** The configured connect timeout, reported in `ConnectionTimeout`. */
   readonly connectTimeout?: Duration.Duration | undefined
 }
@@ -273,7 +300,7 @@ export const classifySocketError = (
       cause
     })
   }
-  if (code === "ETIMEDOUT" && context.command !== undefined) {
+  if (code === "ETIMEDOUT" && (context.command !== undefined || context.established === true)) {
     // An established socket timed out (TCP keep-alive or retransmission): the connection is gone.
     return undefined
   }
@@ -308,7 +335,18 @@ export const classify = (cause: unknown, context: ClassifyContext): RedisError =
   if (isRedisError(cause)) return cause
   const message = errorMessage(cause)
   if (isReplyError(cause)) {
-    return new ReplyError({ message, code: replyCode(message), command: context.command, cause })
+    const code = replyCode(message)
+    const retryAfter = unavailableCodes.get(code)
+    return new ReplyError({
+      message: code === "CROSSSLOT"
+        ? `${message} (${context.command ?? "the command"} names keys in different hash slots: on Redis Cluster, ` +
+          "put the keys in one slot with a hash tag, e.g. {user:42}:name and {user:42}:email)"
+        : message,
+      code,
+      command: context.command,
+      retryAfter: retryAfter === undefined ? undefined : Duration.millis(retryAfter),
+      cause
+    })
   }
   if (message === "Command timed out") {
     const timeout = context.commandTimeout ?? Duration.zero

@@ -33,14 +33,21 @@ import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Tracer from "effect/Tracer"
-import type { Redis as IORedis } from "ioredis"
 import * as CircuitBreaker from "./CircuitBreaker.ts"
 import * as Connection from "./Connection.ts"
 import * as Heartbeat from "./Heartbeat.ts"
 import * as Metrics from "./Metrics.ts"
 import * as RedisConfig from "./RedisConfig.ts"
 import * as Watchdog from "./Watchdog.ts"
-import { classify, CommandTimeout, ConnectionTimeout, isConnectionLost, isTransient, type RedisError } from "./RedisError.ts"
+import {
+  classify,
+  CommandTimeout,
+  ConnectionTimeout,
+  isConnectionLost,
+  isTransient,
+  isWrongRole,
+  type RedisError
+} from "./RedisError.ts"
 
 /**
  * Options of `set`.
@@ -222,12 +229,6 @@ export const isIdempotent = (name: string, args: ReadonlyArray<CommandArgument> 
 // Redis takes whole milliseconds; a sub-millisecond TTL rounds up rather than to 0 (which Redis rejects).
 const ttlMillis = (ttl: Duration.Input): number => Math.ceil(Duration.toMillis(Duration.fromInputUnsafe(ttl)))
 
-const unsupportedTopology = (config: RedisConfig.ResolvedRedisConfig) =>
-  new RedisConfig.InvalidRedisOptions({
-    field: "topology",
-    message: `The ${config.topology._tag} topology is not supported yet; use Standalone`
-  })
-
 /**
  * Builds the service in the current scope: the connection, the heartbeat, the breaker and their fibers live until the
  * scope closes.
@@ -240,7 +241,6 @@ export const make: (
 ) => Effect.Effect<RedisServiceShape, RedisConfig.InvalidRedisOptions | ConnectionTimeout, Scope.Scope> = Effect
   .fnUntraced(function*(options?: RedisConfig.RedisOptions) {
     const config = yield* RedisConfig.resolve(options)
-    if (config.topology._tag !== "Standalone") return yield* unsupportedTopology(config)
 
     const breaker = yield* CircuitBreaker.make(config.breaker, {
       onTransition: (state) => Metrics.recordCircuitState(CircuitBreaker.status(state))
@@ -318,9 +318,10 @@ export const make: (
         : execute("INCRBY", false, (client) => client.incrby(key, by))
 
     const expire = (key: string, ttl: Duration.Input) =>
-      Effect.suspend(() =>
-        Effect.map(execute("PEXPIRE", true, (client) => client.pexpire(key, ttlMillis(ttl))), (reply) => reply === 1)
-      )
+      Effect.suspend(() => {
+        const millis = ttlMillis(ttl)
+        return Effect.map(execute("PEXPIRE", true, (client) => client.pexpire(key, millis)), (reply) => reply === 1)
+      })
 
     const publish = (channel: string, message: string) =>
       execute("PUBLISH", false, (client) => client.publish(channel, message))
@@ -361,7 +362,7 @@ export const make: (
     })
   })
 
-type Run<A> = (client: IORedis) => Promise<A>
+type Run<A> = (client: Connection.Client) => Promise<A>
 
 /**
  * The command path shared by every operation.
@@ -384,7 +385,7 @@ const makeExecutor = (
   // What a failed command tells the rest of the layer: a broken connection is replaced (the loss counts once towards
   // the breaker, through the connection, however many commands were in flight); other transient failures count each.
   const report = (live: Connection.Live | undefined, error: RedisError): Effect.Effect<void> =>
-    isConnectionLost(error)
+    isConnectionLost(error) || isWrongRole(error)
       ? live === undefined ? Effect.void : Effect.asVoid(connection.invalidate(live, error))
       : isTransient(error)
       ? breaker.onFailure
@@ -398,9 +399,11 @@ const makeExecutor = (
       sent: true
     })
 
+  // `idempotent` allows a retry after a lost connection; `canRetry` is false on the retry itself (one retry at most).
   const send = <A>(
     name: string,
     idempotent: boolean,
+    canRetry: boolean,
     run: Run<A>,
     live: Connection.Live,
     start: bigint,
@@ -433,39 +436,46 @@ const makeExecutor = (
         const error = classify(cause, { command: name, sent: true, socketError: live.socketError, commandTimeout })
         stats.record(name, error._tag, elapsed(start))
         const reported = report(live, error)
-        // An idempotent command whose connection broke under it runs once more, on the next connection.
+        // An idempotent command whose connection broke under it runs once more, on the next connection; so does any
+        // command that reached a replica (READONLY: it was not applied).
         resume(
-          idempotent && isConnectionLost(error)
-            ? Effect.andThen(reported, attempt(name, false, run))
+          canRetry && ((idempotent && isConnectionLost(error)) || isWrongRole(error))
+            ? Effect.andThen(reported, attempt(name, idempotent, false, run))
             : Effect.andThen(reported, Effect.fail(error))
         )
       }
     )
   }
 
-  const rejected = <A>(name: string, idempotent: boolean, run: Run<A>, start: bigint): Effect.Effect<A, RedisError> =>
+  const rejected = <A>(
+    name: string,
+    idempotent: boolean,
+    canRetry: boolean,
+    run: Run<A>,
+    start: bigint
+  ): Effect.Effect<A, RedisError> =>
     breaker.admit(name).pipe(
       Effect.tapError((error) => Effect.sync(() => stats.record(name, error._tag, elapsed(start)))),
-      Effect.andThen(attempt(name, idempotent, run))
+      Effect.andThen(attempt(name, idempotent, canRetry, run))
     )
 
-  const waitThenSend = <A>(name: string, idempotent: boolean, run: Run<A>, start: bigint) =>
+  const waitThenSend = <A>(name: string, idempotent: boolean, canRetry: boolean, run: Run<A>, start: bigint) =>
     connection.acquire(name).pipe(
       Effect.tapError((error) =>
         Effect.andThen(Effect.sync(() => stats.record(name, error._tag, elapsed(start))), report(undefined, error))
       ),
       Effect.flatMap((live) =>
-        Effect.callback<A, RedisError>((resume) => send(name, idempotent, run, live, start, resume))
+        Effect.callback<A, RedisError>((resume) => send(name, idempotent, canRetry, run, live, start, resume))
       )
     )
 
-  const attempt = <A>(name: string, idempotent: boolean, run: Run<A>): Effect.Effect<A, RedisError> =>
+  const attempt = <A>(name: string, idempotent: boolean, canRetry: boolean, run: Run<A>): Effect.Effect<A, RedisError> =>
     Effect.callback<A, RedisError>((resume) => {
       const start = clock.currentTimeNanosUnsafe()
-      if (breaker.current()._tag !== "Closed") return resume(rejected(name, idempotent, run, start))
+      if (breaker.current()._tag !== "Closed") return resume(rejected(name, idempotent, canRetry, run, start))
       const live = connection.current()
-      if (live === undefined) return resume(waitThenSend(name, idempotent, run, start))
-      send(name, idempotent, run, live, start, resume)
+      if (live === undefined) return resume(waitThenSend(name, idempotent, canRetry, run, start))
+      send(name, idempotent, canRetry, run, live, start, resume)
     })
 
   const spanOptions = new Map<string, { readonly name: string; readonly options: Tracer.SpanOptions }>()
@@ -489,7 +499,7 @@ const makeExecutor = (
   // reads them, and a span costs more than the rest of the command path together.
   return <A>(name: string, idempotent: boolean, run: Run<A>): Effect.Effect<A, RedisError> =>
     Effect.withFiber((fiber) => {
-      const command = attempt(name, idempotent, run)
+      const command = attempt(name, idempotent, true, run)
       if (fiber.getRef(Tracer.Tracer) === Tracer.nativeTracer) return command
       const span = spanFor(name)
       return Effect.withSpan(command, span.name, span.options)

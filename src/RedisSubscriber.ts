@@ -26,7 +26,6 @@ import * as Scope from "effect/Scope"
 import * as Semaphore from "effect/Semaphore"
 import * as Stream from "effect/Stream"
 import * as SubscriptionRef from "effect/SubscriptionRef"
-import type { Redis as IORedis } from "ioredis"
 import * as Channels from "./Channels.ts"
 import * as Connection from "./Connection.ts"
 import * as Heartbeat from "./Heartbeat.ts"
@@ -207,7 +206,7 @@ export const make = Effect.fnUntraced(function*(
     for (const local of locals) offer(local, event.channel, event)
   }
 
-  const listen = (client: IORedis) => {
+  const listen = (client: Connection.Client) => {
     client.on("message", (channel: string, message: string) => {
       deliver("channel", channel, { _tag: "Message", channel, message })
     })
