@@ -20,6 +20,7 @@ import type * as Stream from "effect/Stream"
 import * as SubscriptionRef from "effect/SubscriptionRef"
 import { Cluster, Redis as IORedis, type RedisOptions } from "ioredis"
 import * as ReconnectSchedule from "./ReconnectSchedule.ts"
+import type { NodeHealth } from "./Metrics.ts"
 import type { ResolvedRedisConfig } from "./RedisConfig.ts"
 import { classify, ConnectionClosed, ConnectionTimeout, type RedisError } from "./RedisError.ts"
 
@@ -230,6 +231,24 @@ export const makeClient = (config: ResolvedRedisConfig, overrides: Partial<IORed
       })
     }
   }
+}
+
+/**
+ * The nodes a client talks to, with their role and status (for `RedisHealth`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const nodes = (client: Client): ReadonlyArray<NodeHealth> => {
+  const describe = (node: IORedis, role: "master" | "replica"): NodeHealth => {
+    const stream = node.stream as { remoteAddress?: string; remotePort?: number } | undefined
+    const host = stream?.remoteAddress ?? node.options.host ?? "?"
+    const port = stream?.remotePort ?? node.options.port ?? 0
+    return { address: `${host.includes(":") ? `[${host}]` : host}:${port}`, role, status: node.status }
+  }
+  if (!(client instanceof Cluster)) return [describe(client, "master")]
+  const primaries = new Set(client.nodes("master"))
+  return client.nodes("all").map((node) => describe(node, primaries.has(node) ? "master" : "replica"))
 }
 
 /**

@@ -31,6 +31,26 @@ export interface RedisHealth {
   readonly heartbeatRtt: Option.Option<Duration.Duration>
   /** Failed heartbeat PINGs in a row on the current connection. */
   readonly consecutiveHeartbeatFailures: number
+  /** Which kind of deployment the layer talks to. */
+  readonly topology: "standalone" | "sentinel" | "cluster"
+  /**
+   * The nodes of the current connection, with their role and ioredis' status: the server (standalone), the master the
+   * sentinels pointed to (sentinel), every node of the slot map (cluster). Empty while no connection is ready.
+   */
+  readonly nodes: ReadonlyArray<NodeHealth>
+}
+
+/**
+ * One node as seen by the current connection.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface NodeHealth {
+  readonly address: string
+  readonly role: "master" | "replica"
+  /** ioredis' connection status for that node: "ready", "connecting", "wait" (not yet needed), "end", ... */
+  readonly status: string
 }
 
 /**

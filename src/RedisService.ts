@@ -333,7 +333,13 @@ export const make: (
         (client) => client.call(name, args as Array<CommandArgument>) as Promise<A>
       )
 
+    const topology = config.topology._tag === "Standalone"
+      ? "standalone"
+      : config.topology._tag === "Sentinel"
+      ? "sentinel"
+      : "cluster"
     const health = Effect.gen(function*() {
+      const live = connection.current()
       const state = yield* connection.state
       const breakerState = yield* breaker.state
       return {
@@ -342,7 +348,9 @@ export const make: (
         reconnects: yield* connection.reconnects,
         connectionsOpened: yield* connection.connectionsOpened,
         heartbeatRtt: heartbeat === undefined ? Option.none() : yield* heartbeat.rtt,
-        consecutiveHeartbeatFailures: heartbeat === undefined ? 0 : yield* heartbeat.consecutiveFailures
+        consecutiveHeartbeatFailures: heartbeat === undefined ? 0 : yield* heartbeat.consecutiveFailures,
+        topology,
+        nodes: live === undefined ? [] : Connection.nodes(live.client)
       } satisfies Metrics.RedisHealth
     })
 

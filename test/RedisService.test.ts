@@ -70,6 +70,8 @@ describe("RedisService (real redis-server)", () => {
       assert.strictEqual(health.circuit, "closed")
       assert.strictEqual(health.connectionsOpened, 1)
       assert.strictEqual(health.reconnects, 0)
+      assert.strictEqual(health.topology, "standalone")
+      assert.deepStrictEqual(health.nodes, [{ address: `127.0.0.1:${server.port}`, role: "master", status: "ready" }])
     })))
 
   it.live("a reply error is a ReplyError with its code and never opens the breaker", () =>
