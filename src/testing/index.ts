@@ -19,3 +19,17 @@ export * as RedisTestServer from "./RedisTestServer.ts"
  * @since 0.1.0
  */
 export * as ChaosProxy from "./ChaosProxy.ts"
+
+/**
+ * A real Redis Cluster (masters + replicas on free ports) for the lifetime of a scope.
+ *
+ * @since 0.1.0
+ */
+export * as RedisTestCluster from "./RedisTestCluster.ts"
+
+/**
+ * A Sentinel-managed master and replica, with sentinels, for the lifetime of a scope.
+ *
+ * @since 0.1.0
+ */
+export * as RedisTestSentinel from "./RedisTestSentinel.ts"

@@ -1,0 +1,629 @@
+/**
+ * A real Sentinel-managed Redis for tests: a master, a replica (`replicaof` the master) and N
+ * sentinels (`redis-server <conf> --sentinel`) on free loopback ports, ready only once the replica is
+ * in sync and every sentinel knows the master, the replica and every other sentinel. The master and
+ * the replica are `RedisTestServer`s (pause, resume, stop, start, command), so a test can freeze the
+ * master and watch the sentinels promote the replica. Everything is killed and every temporary
+ * directory removed when the scope closes.
+ *
+ * Every wait in this module uses real timers, never Effect's `Clock`, so the kit works unchanged
+ * inside `it.effect` tests that run under `TestClock`.
+ *
+ * @since 0.1.0
+ */
+import { type ChildProcess, spawn } from "node:child_process"
+import * as Crypto from "node:crypto"
+import * as Fs from "node:fs"
+import * as Net from "node:net"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Scope from "effect/Scope"
+import * as Semaphore from "effect/Semaphore"
+import { Redis } from "ioredis"
+import * as RedisTestServer from "./RedisTestServer.ts"
+
+/**
+ * Options of {@link make}. All are optional.
+ *
+ * - `sentinels`: number of sentinels; default 3.
+ * - `quorum`: sentinels that must agree the master is down; default 2 (at most `sentinels`). A
+ *   failover also needs a majority of all sentinels to elect a leader.
+ * - `downAfter`: `sentinel down-after-milliseconds`; default 1000.
+ * - `failoverTimeout`: `sentinel failover-timeout` in milliseconds; default 3000.
+ * - `name`: the monitored master's name; default `"mymaster"`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RedisTestSentinelOptions {
+  readonly sentinels?: number | undefined
+  readonly downAfter?: number | undefined
+  readonly failoverTimeout?: number | undefined
+  readonly quorum?: number | undefined
+  readonly name?: string | undefined
+}
+
+/**
+ * One sentinel process. Admin calls open a short-lived connection each (at most 5 s).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RedisTestSentinelNode {
+  /** Always `"127.0.0.1"`. */
+  readonly host: string
+  readonly port: number
+  /** SIGTERM (SIGKILL after 2 s) and wait until the process exited. No-op when already stopped. */
+  readonly stop: Effect.Effect<void>
+  /** Start again on the same port with its (rewritten) config file; waits until it answers PING. */
+  readonly start: Effect.Effect<void, RedisTestSentinelError>
+  /** Run one command on the sentinel, e.g. `command("SENTINEL", "MASTER", "mymaster")` (RESP2 shapes). */
+  readonly command: (...args: ReadonlyArray<string>) => Effect.Effect<unknown, RedisTestSentinelError>
+  /** Process id, `undefined` while stopped. */
+  readonly pid: Effect.Effect<number | undefined>
+}
+
+/**
+ * A running Sentinel setup owned by a scope. `master` and `replica` are the roles as started; after
+ * a failover `currentMaster` tells which one is the master.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RedisTestSentinel {
+  /** The monitored master's name, as given to `sentinel monitor`. */
+  readonly name: string
+  /** The server started as the master. */
+  readonly master: RedisTestServer.RedisTestServer
+  /** The server started as its replica. */
+  readonly replica: RedisTestServer.RedisTestServer
+  /** Every sentinel; `{ host, port }` is what a sentinel client (e.g. ioredis' `sentinels`) needs. */
+  readonly sentinels: ReadonlyArray<RedisTestSentinelNode>
+  /** `SENTINEL GET-MASTER-ADDR-BY-NAME name`, asked of the first running sentinel. */
+  readonly currentMaster: Effect.Effect<{ readonly host: string; readonly port: number }, RedisTestSentinelError>
+  /**
+   * Waits (default at most 20 s) until every running sentinel names a master other than
+   * `oldMasterPort`, all name the same one, and that server reports `role:master`. Returns it
+   * (`master` or `replica`). Fails at once for a port that is neither.
+   */
+  readonly waitForFailover: (
+    oldMasterPort: number,
+    options?: { readonly timeout?: number | undefined }
+  ) => Effect.Effect<RedisTestServer.RedisTestServer, RedisTestSentinelError>
+}
+
+/**
+ * A server or sentinel could not start, the setup did not form in time, a sentinel command failed,
+ * or `waitForFailover` timed out. The message says which process and which condition, with the
+ * process' output where there is one.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class RedisTestSentinelError extends Data.TaggedError("RedisTestSentinelError")<{
+  readonly message: string
+  readonly cause?: unknown
+}> {}
+
+const host = "127.0.0.1"
+const formTimeoutMillis = 30_000
+const failoverTimeoutMillis = 20_000
+const readyTimeoutMillis = 5_000
+const adminTimeoutMillis = 5_000
+const exitTimeoutMillis = 2_000
+const pollMillis = 50
+const portAttempts = 5
+const outputTailLength = 4_000
+
+/**
+ * Starts a master and a replica (`redis-server`, persistence off, `repl-diskless-sync-delay 0` so the
+ * replica syncs at once), waits until the replica is in sync, then starts `sentinels` sentinels
+ * monitoring the master (`down-after-milliseconds` = `downAfter`, `failover-timeout` =
+ * `failoverTimeout`, `parallel-syncs 1`, `resolve-hostnames no`), and waits (at most 30 s) until each
+ * sentinel sees the master up, at least one replica and the other `sentinels - 1` sentinels. Closing
+ * the scope kills the sentinels first (so they reconfigure nothing), then the servers, and removes the
+ * temporary directories.
+ *
+ * **Example**
+ *
+ * ```ts
+ * import { Effect } from "effect"
+ * import { RedisTestSentinel } from "effect-redis-resilience/testing"
+ *
+ * const program = Effect.scoped(Effect.gen(function*() {
+ *   const setup = yield* RedisTestSentinel.make()
+ *   yield* setup.master.pause
+ *   const promoted = yield* setup.waitForFailover(setup.master.port) // setup.replica
+ * }))
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make: (
+  options?: RedisTestSentinelOptions
+) => Effect.Effect<RedisTestSentinel, RedisTestSentinelError, Scope.Scope> = Effect.fnUntraced(function*(
+  options?: RedisTestSentinelOptions
+) {
+  const count = options?.sentinels ?? 3
+  const quorum = options?.quorum ?? Math.min(2, count)
+  const downAfter = options?.downAfter ?? 1_000
+  const failoverTimeout = options?.failoverTimeout ?? 3_000
+  const name = options?.name ?? "mymaster"
+  if (!Number.isInteger(count) || count < 1) {
+    return yield* invalid(`sentinels must be a positive integer, got ${count}`)
+  }
+  if (!Number.isInteger(quorum) || quorum < 1 || quorum > count) {
+    return yield* invalid(`quorum must be an integer from 1 to sentinels (${count}), got ${quorum}`)
+  }
+  if (!Number.isInteger(downAfter) || downAfter < 1) {
+    return yield* invalid(`downAfter must be a positive integer number of milliseconds, got ${downAfter}`)
+  }
+  if (!Number.isInteger(failoverTimeout) || failoverTimeout < 1) {
+    return yield* invalid(`failoverTimeout must be a positive integer number of milliseconds, got ${failoverTimeout}`)
+  }
+  if (!/^[A-Za-z0-9._-]+$/.test(name)) {
+    return yield* invalid(`name must be non-empty and use only letters, digits, ".", "_" and "-", got ${JSON.stringify(name)}`)
+  }
+
+  const scope = yield* Scope.Scope
+  const dir = yield* Effect.acquireRelease(
+    Effect.try({
+      try: () => Fs.mkdtempSync(Path.join(Os.tmpdir(), "redis-test-sentinel-")),
+      catch: (cause) => new RedisTestSentinelError({ message: `could not create a temporary directory: ${cause}`, cause })
+    }),
+    (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
+  )
+  // Child scopes close in parallel within, and in reverse order between: sentinels first, then servers.
+  const serversScope = yield* Scope.fork(scope, "parallel")
+
+  const replicationArgs = ["--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0", "--shutdown-timeout", "0"]
+  const startServer = (role: string, args: ReadonlyArray<string>) =>
+    Scope.provide(RedisTestServer.make({ args: [...replicationArgs, ...args] }), serversScope).pipe(
+      Effect.mapError((cause) =>
+        new RedisTestSentinelError({ message: `could not start the ${role}: ${cause.message}`, cause })
+      )
+    )
+  const master = yield* startServer("master", [])
+  const replica = yield* startServer("replica", ["--replicaof", host, String(master.port)])
+
+  const ask = (server: RedisTestServer.RedisTestServer, ...args: ReadonlyArray<string>) =>
+    Effect.mapError(
+      server.command(...args),
+      (cause) =>
+        new RedisTestSentinelError({ message: `${args.join(" ")} on ${host}:${server.port} failed: ${cause.message}`, cause })
+    )
+
+  // Sentinels read the master's INFO once on connect (then every 10 s): the replica must be listed by then.
+  yield* poll(
+    Effect.gen(function*() {
+      const replication = parseInfo(String(yield* ask(replica, "INFO", "replication")))
+      if (replication.master_link_status !== "up") return `replica: master_link_status:${replication.master_link_status}`
+      if (replication.master_sync_in_progress !== "0") return "replica: initial sync in progress"
+      const onMaster = parseInfo(String(yield* ask(master, "INFO", "replication")))
+      if (!(onMaster.slave0 ?? "").includes("state=online")) return "master: replica not online"
+      return undefined
+    }),
+    formTimeoutMillis,
+    (reason) => `the replica did not sync within ${formTimeoutMillis} ms: ${reason}`
+  )
+
+  const sentinelsScope = yield* Scope.fork(scope, "parallel")
+  // Every sentinel's config names the replica and the other sentinels (with their ids) up front, so
+  // they know each other at once instead of after the first hello messages (published every 2 s).
+  const conf = (ports: ReadonlyArray<number>, ids: ReadonlyArray<string>, index: number) =>
+    [
+      `port ${ports[index]}`,
+      `bind ${host}`,
+      "protected-mode no",
+      "daemonize no",
+      `dir "${dir}"`,
+      "loglevel notice",
+      `logfile ""`,
+      `sentinel myid ${ids[index]}`,
+      "sentinel resolve-hostnames no",
+      "sentinel announce-hostnames no",
+      `sentinel monitor ${name} ${host} ${master.port} ${quorum}`,
+      `sentinel down-after-milliseconds ${name} ${downAfter}`,
+      `sentinel failover-timeout ${name} ${failoverTimeout}`,
+      `sentinel parallel-syncs ${name} 1`,
+      `sentinel known-replica ${name} ${host} ${replica.port}`,
+      ...ports.flatMap((port, other) =>
+        other === index ? [] : [`sentinel known-sentinel ${name} ${host} ${port} ${ids[other]}`]
+      ),
+      ""
+    ].join("\n")
+  const startSentinels = Effect.fnUntraced(function*(group: Scope.Scope) {
+    const ports: Array<number> = []
+    while (ports.length < count) {
+      const port = yield* freePort
+      if (!ports.includes(port)) ports.push(port)
+    }
+    const ids = ports.map(() => Crypto.randomBytes(20).toString("hex"))
+    return yield* Effect.forEach(
+      ports,
+      (port, index) =>
+        Scope.provide(makeSentinel(Path.join(dir, `sentinel-${index}.conf`), port, conf(ports, ids, index)), group),
+      { concurrency: "unbounded" }
+    )
+  })
+  // All or none: a sentinel whose port was taken in the meantime means new ports, hence new configs, for all.
+  let sentinels: ReadonlyArray<RedisTestSentinelNode>
+  for (let attempt = 1;; attempt++) {
+    const group = yield* Scope.fork(sentinelsScope, "parallel")
+    const result = yield* Effect.result(startSentinels(group))
+    if (result._tag === "Success") {
+      sentinels = result.success
+      break
+    }
+    yield* Scope.close(group, Exit.void)
+    if (attempt >= portAttempts || !result.failure.message.includes("Address already in use")) {
+      return yield* result.failure
+    }
+  }
+
+  const running = Effect.filter(sentinels, (sentinel) => Effect.map(sentinel.pid, (pid) => pid !== undefined))
+
+  yield* poll(
+    Effect.gen(function*() {
+      for (const sentinel of sentinels) {
+        const fields = fieldsOf(yield* sentinel.command("SENTINEL", "MASTER", name))
+        const who = `sentinel ${host}:${sentinel.port}`
+        if (fields.flags !== "master") return `${who} flags the master ${fields.flags}`
+        if (Number(fields["num-slaves"]) < 1) return `${who} knows no replica yet`
+        const others = Number(fields["num-other-sentinels"])
+        if (others !== count - 1) return `${who} knows ${others} of ${count - 1} other sentinels`
+        // "ok" only once the sentinel has read the replica's INFO itself.
+        const replicas = yield* sentinel.command("SENTINEL", "REPLICAS", name)
+        const seen = (Array.isArray(replicas) ? replicas : []).map(fieldsOf)
+          .find((fields) => Number(fields.port) === replica.port)
+        if (seen === undefined) return `${who} does not list the replica`
+        if (seen["master-link-status"] !== "ok") return `${who} has not seen the replica's link up yet`
+      }
+      return undefined
+    }),
+    formTimeoutMillis,
+    (reason) => `the sentinels did not agree within ${formTimeoutMillis} ms: ${reason}`
+  )
+
+  const addressFrom = (sentinel: RedisTestSentinelNode) =>
+    Effect.flatMap(sentinel.command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", name), (reply) => {
+      const [address, port] = Array.isArray(reply) ? reply : []
+      return typeof address === "string" && port !== undefined
+        ? Effect.succeed({ host: address, port: Number(port) })
+        : Effect.fail(
+          new RedisTestSentinelError({
+            message: `sentinel ${host}:${sentinel.port} knows no master named ${name}: ${JSON.stringify(reply)}`
+          })
+        )
+    })
+
+  const currentMaster = Effect.gen(function*() {
+    const [first] = yield* running
+    if (first === undefined) return yield* new RedisTestSentinelError({ message: "every sentinel is stopped" })
+    return yield* addressFrom(first)
+  })
+
+  const waitForFailover = Effect.fnUntraced(function*(
+    oldMasterPort: number,
+    options?: { readonly timeout?: number | undefined }
+  ) {
+    const timeout = options?.timeout ?? failoverTimeoutMillis
+    const servers = [master, replica]
+    if (!servers.some((server) => server.port === oldMasterPort)) {
+      return yield* new RedisTestSentinelError({
+        message: `${oldMasterPort} is neither the master's (${master.port}) nor the replica's (${replica.port}) port`
+      })
+    }
+    const promoted = servers.find((server) => server.port !== oldMasterPort)!
+    yield* poll(
+      Effect.gen(function*() {
+        const live = yield* running
+        if (live.length === 0) return "every sentinel is stopped"
+        for (const sentinel of live) {
+          const address = yield* addressFrom(sentinel)
+          if (address.port !== promoted.port) {
+            return `sentinel ${host}:${sentinel.port} names ${address.host}:${address.port} as the master`
+          }
+        }
+        const role = yield* ask(promoted, "ROLE")
+        const current = Array.isArray(role) ? role[0] : role
+        if (current !== "master") return `${host}:${promoted.port} reports role ${String(current)}`
+        return undefined
+      }),
+      timeout,
+      (reason) => `no failover from the master on port ${oldMasterPort} within ${timeout} ms: ${reason}`
+    )
+    return promoted
+  })
+
+  return {
+    name,
+    master,
+    replica,
+    sentinels,
+    currentMaster,
+    waitForFailover
+  } satisfies RedisTestSentinel
+})
+
+// ---------------------------------------------------------------------------------------------------------------------
+// sentinel processes (real timers only)
+// ---------------------------------------------------------------------------------------------------------------------
+
+/**
+ * Writes `text` to `file`, spawns `redis-server <file> --sentinel` (listening on `port`, as `text`
+ * says) and waits until it answers PING. The scope kills it.
+ */
+const makeSentinel = Effect.fnUntraced(function*(file: string, port: number, text: string) {
+  const spawned = new Set<ChildProcess>()
+  const admins = new Set<Redis>()
+  let current: ChildProcess | undefined
+  let closed = false
+  let output = ""
+  yield* Effect.addFinalizer(() =>
+    Effect.gen(function*() {
+      closed = true
+      current = undefined
+      for (const client of admins) client.disconnect()
+      admins.clear()
+      for (const child of spawned) yield* terminate(child)
+      spawned.clear()
+    })
+  )
+
+  const launch = Effect.fnUntraced(function*() {
+    if (closed) return yield* new RedisTestSentinelError({ message: "the RedisTestSentinel's scope is closed" })
+    output = ""
+    const child = yield* spawnProcess("redis-server", [file, "--sentinel"], (chunk) => {
+      output = (output + chunk.toString("utf8")).slice(-outputTailLength)
+    })
+    spawned.add(child)
+    child.once("exit", () => {
+      spawned.delete(child)
+      if (current === child) current = undefined
+    })
+    current = child
+    const deadline = Date.now() + readyTimeoutMillis
+    while (true) {
+      if (hasExited(child)) {
+        current = undefined
+        return yield* new RedisTestSentinelError({
+          message: `sentinel exited (${exitDescription(child)}) before answering PING on port ${port}${outputTail(output)}`
+        })
+      }
+      const remaining = deadline - Date.now()
+      if (remaining <= 0) {
+        current = undefined
+        yield* terminate(child)
+        return yield* new RedisTestSentinelError({
+          message: `sentinel did not answer PING on port ${port} within ${readyTimeoutMillis} ms${outputTail(output)}`
+        })
+      }
+      const answered = yield* admin(admins, port, ["PING"], Math.min(remaining, 1_000)).pipe(
+        Effect.as(true),
+        Effect.catch(() => Effect.succeed(false))
+      )
+      if (answered) return
+      yield* sleepReal(20)
+    }
+  })
+
+  // Written once: sentinel rewrites it (known replicas, sentinels, epochs) and `start` reuses it.
+  yield* Effect.try({
+    try: () => Fs.writeFileSync(file, text),
+    catch: (cause) => new RedisTestSentinelError({ message: `could not write ${file}: ${cause}`, cause })
+  })
+  yield* launch()
+
+  const lock = yield* Semaphore.make(1)
+  return {
+    host,
+    port,
+    stop: lock.withPermit(Effect.suspend(() => {
+      const child = current
+      current = undefined
+      return child === undefined ? Effect.void : terminate(child)
+    })),
+    start: lock.withPermit(Effect.suspend(() => current !== undefined ? Effect.void : launch())),
+    command: (...args: ReadonlyArray<string>) =>
+      args.length === 0
+        ? Effect.fail(new RedisTestSentinelError({ message: "command needs at least a command name" }))
+        : admin(admins, port, args, adminTimeoutMillis),
+    pid: Effect.sync(() => current?.pid)
+  } satisfies RedisTestSentinelNode
+})
+
+/** One command on a fresh connection (RESP2), closed afterwards; fails after `timeoutMillis`. */
+const admin = (
+  admins: Set<Redis>,
+  port: number,
+  args: ReadonlyArray<string>,
+  timeoutMillis: number
+): Effect.Effect<unknown, RedisTestSentinelError> =>
+  Effect.callback<unknown, RedisTestSentinelError>((resume) => {
+    const client = new Redis({
+      host,
+      port,
+      protocol: 2,
+      disableClientInfo: true,
+      lazyConnect: true,
+      retryStrategy: () => null,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      connectTimeout: timeoutMillis
+    })
+    client.on("error", () => {})
+    admins.add(client)
+    let done = false
+    const finish = (effect: Effect.Effect<unknown, RedisTestSentinelError>) => {
+      if (done) return
+      done = true
+      clearTimeout(timer)
+      admins.delete(client)
+      client.disconnect()
+      resume(effect)
+    }
+    const timer = setTimeout(() =>
+      finish(Effect.fail(
+        new RedisTestSentinelError({ message: `sentinel ${host}:${port} did not answer within ${timeoutMillis} ms` })
+      )), timeoutMillis)
+    const [name, ...rest] = args
+    client.connect().then(() => client.call(name!, ...rest)).then(
+      (reply) => finish(Effect.succeed(reply)),
+      (cause) =>
+        finish(Effect.fail(
+          new RedisTestSentinelError({
+            message: `${args.join(" ")} on sentinel ${host}:${port} failed: ${errorMessage(cause)}`,
+            cause
+          })
+        ))
+    )
+    return Effect.sync(() => {
+      done = true
+      clearTimeout(timer)
+      admins.delete(client)
+      client.disconnect()
+    })
+  })
+
+const spawnProcess = (binary: string, args: ReadonlyArray<string>, onOutput: (chunk: Buffer) => void) =>
+  Effect.callback<ChildProcess, RedisTestSentinelError>((resume) => {
+    let child: ChildProcess
+    try {
+      child = spawn(binary, args, { stdio: ["ignore", "pipe", "pipe"] })
+    } catch (cause) {
+      resume(Effect.fail(spawnError(binary, cause)))
+      return
+    }
+    const onSpawn = () => {
+      child.off("error", onError)
+      child.on("error", () => {})
+      resume(Effect.succeed(child))
+    }
+    const onError = (cause: unknown) => {
+      child.off("spawn", onSpawn)
+      resume(Effect.fail(spawnError(binary, cause)))
+    }
+    child.once("spawn", onSpawn)
+    child.once("error", onError)
+    child.stdout?.on("data", onOutput)
+    child.stderr?.on("data", onOutput)
+    return Effect.sync(() => {
+      child.kill("SIGKILL")
+    })
+  })
+
+/** Sleeps on a real timer: Effect's `Clock` may be a `TestClock` that never advances. */
+const sleepReal = (millis: number): Effect.Effect<void> =>
+  Effect.callback<void>((resume) => {
+    const timer = setTimeout(() => resume(Effect.void), millis)
+    return Effect.sync(() => clearTimeout(timer))
+  })
+
+/**
+ * Runs `check` every 50 ms (real time) until it returns `undefined` (ready); fails with
+ * `message(lastReason)` after `timeoutMillis`. A failing check counts as "not ready yet".
+ */
+const poll = (
+  check: Effect.Effect<string | undefined, RedisTestSentinelError>,
+  timeoutMillis: number,
+  message: (reason: string) => string
+): Effect.Effect<void, RedisTestSentinelError> =>
+  Effect.gen(function*() {
+    const deadline = Date.now() + timeoutMillis
+    while (true) {
+      const reason = yield* check.pipe(Effect.catch((error) => Effect.succeed(error.message)))
+      if (reason === undefined) return
+      if (Date.now() >= deadline) return yield* new RedisTestSentinelError({ message: message(reason) })
+      yield* sleepReal(pollMillis)
+    }
+  })
+
+const hasExited = (child: ChildProcess): boolean => child.exitCode !== null || child.signalCode !== null
+
+const exitDescription = (child: ChildProcess): string =>
+  child.signalCode !== null ? `signal ${child.signalCode}` : `code ${child.exitCode}`
+
+/** Resolves `true` once the process has exited, `false` if it has not after `millis`. */
+const waitExit = (child: ChildProcess, millis: number): Effect.Effect<boolean> =>
+  Effect.callback<boolean>((resume) => {
+    if (hasExited(child)) {
+      resume(Effect.succeed(true))
+      return
+    }
+    const onExit = () => {
+      clearTimeout(timer)
+      resume(Effect.succeed(true))
+    }
+    const timer = setTimeout(() => {
+      child.off("exit", onExit)
+      resume(Effect.succeed(false))
+    }, millis)
+    child.once("exit", onExit)
+    return Effect.sync(() => {
+      clearTimeout(timer)
+      child.off("exit", onExit)
+    })
+  })
+
+/** SIGCONT (it may be paused), SIGTERM, then SIGKILL if it is still alive after 2 s. */
+const terminate = (child: ChildProcess): Effect.Effect<void> =>
+  Effect.gen(function*() {
+    if (hasExited(child)) return
+    child.kill("SIGCONT")
+    child.kill("SIGTERM")
+    if (yield* waitExit(child, exitTimeoutMillis)) return
+    child.kill("SIGKILL")
+    yield* waitExit(child, exitTimeoutMillis)
+  }).pipe(Effect.uninterruptible)
+
+const freePort: Effect.Effect<number, RedisTestSentinelError> = Effect.callback((resume) => {
+  const server = Net.createServer()
+  server.once("error", (cause) =>
+    resume(Effect.fail(new RedisTestSentinelError({ message: `could not find a free port: ${cause.message}`, cause }))))
+  server.listen(0, host, () => {
+    const address = server.address()
+    const port = typeof address === "object" && address !== null ? address.port : 0
+    server.close(() => resume(Effect.succeed(port)))
+  })
+})
+
+const invalid = (message: string) => Effect.fail(new RedisTestSentinelError({ message }))
+
+const spawnError = (binary: string, cause: unknown): RedisTestSentinelError =>
+  cause instanceof Error && "code" in cause && cause.code === "ENOENT"
+    ? new RedisTestSentinelError({
+      message: `${binary} was not found on PATH. Install it, e.g. "apt-get install redis-server redis-sentinel" ` +
+        `(Debian/Ubuntu) or "brew install redis" (macOS).`,
+      cause
+    })
+    : new RedisTestSentinelError({ message: `could not start ${binary}: ${errorMessage(cause)}`, cause })
+
+const errorMessage = (cause: unknown): string => cause instanceof Error ? cause.message : String(cause)
+
+const outputTail = (output: string): string => {
+  const trimmed = output.trim()
+  return trimmed === "" ? " (no output)" : `; sentinel output:\n${trimmed}`
+}
+
+/** Parses `INFO` output into `field -> value`. */
+const parseInfo = (reply: string): Record<string, string> => {
+  const fields: Record<string, string> = {}
+  for (const line of reply.split("\n")) {
+    const index = line.indexOf(":")
+    if (index > 0 && !line.startsWith("#")) fields[line.slice(0, index)] = line.slice(index + 1).trim()
+  }
+  return fields
+}
+
+/** A flat RESP2 `[field, value, ...]` reply (e.g. `SENTINEL MASTER`) as an object. */
+const fieldsOf = (reply: unknown): Record<string, string> => {
+  const fields: Record<string, string> = {}
+  if (!Array.isArray(reply)) return fields
+  for (let i = 0; i + 1 < reply.length; i += 2) fields[String(reply[i])] = String(reply[i + 1])
+  return fields
+}
