@@ -1,7 +1,8 @@
 /**
  * Test kit for code that talks to Redis: real `redis-server` processes on free ports
- * (`RedisTestServer`) and a fault-injecting TCP proxy (`ChaosProxy`). Both are scoped and use real
- * timers only, so they work inside `it.effect` tests running under `TestClock`.
+ * (`RedisTestServer`, `RedisTestCluster`, `RedisTestSentinel`) and a fault-injecting TCP proxy
+ * (`ChaosProxy`). All are scoped and use real timers only, so they work inside `it.effect` tests
+ * running under `TestClock`.
  *
  * @since 0.1.0
  */
