@@ -91,6 +91,23 @@ describe("RedisService (real redis-server)", () => {
       assert.deepStrictEqual(yield* redis.get("absent"), Option.none())
     })))
 
+  it.live("READONLY (a write on a replica) replaces the connection and retries once, then reports the ReplyError", () =>
+    Effect.gen(function*() {
+      const master = yield* RedisTestServer.make()
+      const replica = yield* RedisTestServer.make({ args: ["--replicaof", master.host, String(master.port)] })
+      const redis = yield* service({ ...fast, url: replica.url, heartbeat: false })
+      const exit = yield* Effect.exit(redis.incr("counter"))
+      assert.strictEqual(failureTag(exit), "ReplyError")
+      if (Exit.isFailure(exit)) {
+        const reason = exit.cause.reasons.find((r) => r._tag === "Fail")
+        if (reason?._tag === "Fail" && reason.error._tag === "ReplyError") assert.strictEqual(reason.error.code, "READONLY")
+      }
+      // One retry on a fresh connection (a failover may have moved the master), not a loop.
+      const health = yield* waitFor(redis.health, (h) => h.connection === "ready")
+      assert.strictEqual(health.reconnects, 2)
+      assert.strictEqual(health.circuit, "closed")
+    }))
+
   it.live("500 concurrent commands share one TCP connection; closing the layer closes it and leaves no fiber", () =>
     Effect.gen(function*() {
       const server = yield* RedisTestServer.make()
