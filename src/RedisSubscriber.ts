@@ -250,6 +250,8 @@ export const make = Effect.fnUntraced(function*(
           }
         }
       }
+      // Only now, with every channel subscribed again, is the subscriber ready (and `mode` live).
+      yield* SubscriptionRef.set(stateRef, { _tag: "Ready", generation: live.generation })
     })
 
   const start = startLock.withPermits(1)(Effect.suspend(() => {
@@ -260,9 +262,11 @@ export const make = Effect.fnUntraced(function*(
         onReady: (live) => resubscribe(live),
         onLost: () =>
           Effect.sync(() => {
-            lostAt = now()
+            // A connection lost before its resubscription was answered extends the same gap.
+            if (lostAt === undefined) lostAt = now()
           }),
-        onState: (state) => SubscriptionRef.set(stateRef, state)
+        // Ready is published by `resubscribe`, once every channel is subscribed again.
+        onState: (state) => state._tag === "Ready" ? Effect.void : SubscriptionRef.set(stateRef, state)
       }, { clientOptions: { connectionName: config.connectionName === undefined ? "subscriber" : `${config.connectionName}:subscriber` } })
       connection = opened
       if (config.heartbeat !== undefined) yield* Heartbeat.make(opened, config.heartbeat)
