@@ -216,13 +216,12 @@ const IDEMPOTENT_COMMANDS: ReadonlySet<string> = new Set([
 export const isIdempotent = (name: string, args: ReadonlyArray<CommandArgument> = []): boolean => {
   const upper = name.toUpperCase()
   if (!IDEMPOTENT_COMMANDS.has(upper)) return false
-  if (upper === "SET") {
-    // SET ... GET returns the old value, SET ... NX reports false on a retry of a write that was applied.
-    return !args.some((arg) => {
-      const flag = typeof arg === "string" ? arg.toUpperCase() : ""
-      return flag === "GET" || flag === "NX"
-    })
-  }
+  const hasFlag = (...flags: ReadonlyArray<string>) =>
+    args.some((arg) => typeof arg === "string" && flags.includes(arg.toUpperCase()))
+  // SET ... GET returns the old value, SET ... NX reports false on a retry of a write that was applied.
+  if (upper === "SET") return !hasFlag("GET", "NX")
+  // ZADD ... INCR increments the score.
+  if (upper === "ZADD") return !hasFlag("INCR")
   return true
 }
 

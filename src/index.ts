@@ -53,7 +53,14 @@ export {
 /** Typed channels: `RedisChannel.make({ name, schema })`, `RedisChannel.registry(prefix, schemas)`. */
 export * as RedisChannel from "./Channels.ts"
 
-export type { RedisHealth } from "./Metrics.ts"
+/** Cache-aside with single-flight and fail-open reads: `RedisCache.make({ prefix, schema, ttl })`. */
+export * as RedisCache from "./RedisCache.ts"
+export { getAs, setAs, ValueTooLarge } from "./RedisCache.ts"
+
+/** effect's `Redis` service (`effect/persistence/Redis`) on this library's connection: `RedisPersistence.layer`. */
+export * as RedisPersistence from "./RedisPersistence.ts"
+
+export type { NodeHealth, RedisHealth } from "./Metrics.ts"
 export type { ConnectionState } from "./Connection.ts"
 export type { CircuitStatus } from "./CircuitBreaker.ts"
 

@@ -140,3 +140,15 @@ describe("RedisService reporting", () => {
       assert.deepStrictEqual(names, ["redis.SET", "redis.GET"])
     }))
 })
+
+describe("isIdempotent", () => {
+  it("reads and plain writes are; increments, GET/NX sets and unknown commands are not", () => {
+    for (const name of ["GET", "mget", "DEL", "PEXPIRE", "HSET", "SADD"]) assert.isTrue(RedisService.isIdempotent(name))
+    assert.isTrue(RedisService.isIdempotent("SET", ["k", "v", "PX", 100]))
+    assert.isTrue(RedisService.isIdempotent("ZADD", ["z", 1, "a"]))
+    for (const name of ["INCR", "LPUSH", "PUBLISH", "EVAL", "FOO"]) assert.isFalse(RedisService.isIdempotent(name))
+    assert.isFalse(RedisService.isIdempotent("SET", ["k", "v", "NX"]))
+    assert.isFalse(RedisService.isIdempotent("set", ["k", "v", "get"]))
+    assert.isFalse(RedisService.isIdempotent("ZADD", ["z", "INCR", 1, "a"]))
+  })
+})
