@@ -286,7 +286,7 @@ describe("RedisService (real redis-server)", () => {
         { concurrency: "unbounded", discard: true }
       )
       yield* proxy.restore
-      yield* waitFor(redis.health, (h) => h.connection === "ready", 5_000)
+      yield* waitFor(redis.health, (h) => h.connection === "ready" && h.circuit === "closed", 5_000)
       const refused = (yield* Metric.value(
         Metric.withAttributes(Metrics.connectFailures, { error: "ConnectionRefused" })
       )).count
