@@ -1,111 +1,89 @@
 /**
- * `npm start`: a short drill that shows what the layer does when Redis misbehaves.
+ * `npm start`: a chaos drill that shows, in under a minute, what the layer does when Redis misbehaves.
  *
- * It starts an embedded redis-server with the test kit (or uses REDIS_URL), puts the chaos proxy in front of it, runs
- * commands through `RedisService`, injects faults at the proxy (a connection reset, refused connections) and prints
- * what the layer saw and did. Exit code 0 when every check holds.
+ * It starts an embedded redis-server (or uses `REDIS_URL`) behind a chaos proxy, runs a workload of concurrent fibers
+ * through `RedisService` and `RedisSubscriber`, injects faults one after the other (connection resets, added latency,
+ * a blackhole, refused connections, a frozen server, a restart), shows a live dashboard, and ends with a report whose
+ * checks set the exit code: 0 when every check holds, 1 otherwise (or when the drill cannot run), 130 on Ctrl-C.
+ *
+ * ```sh
+ * npm start                                  # 45 s, every fault
+ * npm start -- --scenario outage --duration 20
+ * npm start -- --json > report.json          # the report as JSON, no dashboard
+ * ```
+ *
+ * See docs/drill.md for each phase and each check.
+ *
+ * @since 0.1.0
  */
-import { NodeRuntime } from "@effect/platform-node"
-import { Console, Duration, Effect, Option, Stream } from "effect"
-import type { ConnectionState } from "../src/index.ts"
-import * as RedisService from "../src/RedisService.ts"
-import * as ChaosProxy from "../src/testing/ChaosProxy.ts"
-import * as RedisTestServer from "../src/testing/RedisTestServer.ts"
+import { NodeRuntime, NodeServices } from "@effect/platform-node"
+import * as Config from "effect/Config"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import { CliConfig, CliError, Command, Flag, GlobalFlag } from "effect/cli"
+import * as Drill from "./drill/Drill.ts"
+import * as Faults from "./drill/Faults.ts"
+import * as Report from "./drill/Report.ts"
 
-const sleep = (millis: number) => Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, millis)))
+const duration = Flag.Int("duration").pipe(
+  Flag.withDescription("Total length of the drill in seconds (at least 14 for --scenario all, 4 for one fault)"),
+  Flag.withDefault(45)
+)
 
-/** The Redis to drill against: REDIS_URL when set, else an embedded redis-server on a free port. */
-const target = Effect.gen(function*() {
-  const url = process.env.REDIS_URL
-  if (url !== undefined && url !== "") {
-    const parsed = new URL(url)
-    return { host: parsed.hostname, port: Number(parsed.port || 6379), label: "REDIS_URL" }
-  }
-  const server = yield* RedisTestServer.make()
-  return { host: server.host, port: server.port, label: `embedded redis-server on port ${server.port}` }
-})
+const scenario = Flag.Literals("scenario", Faults.scenarios).pipe(
+  Flag.withDescription(
+    "Which faults: all of them in turn, or one repeated (freeze and restart need the embedded redis-server)"
+  ),
+  Flag.withDefault("all" as const)
+)
 
-const ms = (duration: Duration.Duration) => `${Math.round(Duration.toMillis(duration))} ms`
+const json = Flag.Boolean("json").pipe(
+  Flag.withDescription("Print the report as JSON on stdout, without the dashboard"),
+  Flag.withDefault(false)
+)
 
-const describe = (state: ConnectionState): string =>
-  state._tag === "Reconnecting"
-    ? state.attempt === 0
-      ? `lost (${state.lastError?._tag ?? "closed"}), reconnecting in ${ms(state.nextDelay)}`
-      : `attempt ${state.attempt} failed (${state.lastError?._tag}), next in ${ms(state.nextDelay)}`
-    : state._tag
+const redisUrl = Config.String("REDIS_URL").pipe(
+  Config.option,
+  Config.map(Option.filter((url) => url.trim() !== "")),
+  Config.map(Option.getOrUndefined)
+)
 
-const program = Effect.gen(function*() {
-  const redis_ = yield* target
-  yield* Console.log(`Redis: ${redis_.label}`)
-  const proxy = yield* ChaosProxy.make({ target: { host: redis_.host, port: redis_.port } })
-  const redis = yield* RedisService.make({
-    url: proxy.url,
-    keyPrefix: "drill:",
-    acquireTimeout: "500 millis",
-    reconnect: { base: "50 millis", cap: "1 second" },
-    heartbeat: { interval: "250 millis", timeout: "200 millis", misses: 2 },
-    breaker: { openDuration: "300 millis" },
-    awaitReady: true
-  })
-  yield* Effect.forkScoped(Stream.runForEach(redis.states, (state) => Console.log(`  connection: ${describe(state)}`)))
-  yield* Effect.forkScoped(Stream.runForEach(redis.circuit, (status) => Console.log(`  circuit: ${status}`)))
-  yield* sleep(50)
-
-  const checks: Array<[string, boolean]> = []
-
-  yield* Console.log("\n1. Healthy: SET, GET, INCR")
-  yield* redis.set("greeting", "hello", { ttl: "1 minute" })
-  const greeting = yield* redis.get("greeting")
-  yield* redis.del("counter")
-  const counter = yield* redis.incr("counter")
-  yield* Console.log(`  GET greeting -> ${Option.getOrElse(greeting, () => "(none)")}, INCR counter -> ${counter}`)
-  checks.push(["healthy commands work", Option.isSome(greeting) && counter === 1])
-
-  yield* Console.log("\n2. The proxy resets every connection (real ECONNRESET)")
-  yield* proxy.resetAll
-  const afterReset = yield* redis.get("greeting")
-  yield* Console.log(`  GET right after the reset -> ${Option.getOrElse(afterReset, () => "(none)")} (retried once)`)
-  checks.push(["an idempotent read survives a reset", Option.isSome(afterReset)])
-
-  yield* Console.log("\n3. Redis becomes unreachable (connections refused) for 2 s while callers keep calling")
-  yield* proxy.refuse
-  yield* proxy.resetAll
-  const started = Date.now()
-  const outcomes = new Map<string, number>()
-  while (Date.now() - started < 2_000) {
-    const exit = yield* Effect.exit(redis.get("greeting"))
-    const tag = exit._tag === "Success" ? "ok" : (exit.cause.reasons[0]?._tag === "Fail"
-      ? exit.cause.reasons[0].error._tag
-      : "defect")
-    outcomes.set(tag, (outcomes.get(tag) ?? 0) + 1)
-    yield* sleep(20)
-  }
-  yield* Console.log(`  outcomes during the outage: ${JSON.stringify(Object.fromEntries(outcomes))}`)
-  checks.push(["calls fail fast with CircuitOpen during the outage", (outcomes.get("CircuitOpen") ?? 0) > 0])
-  checks.push(["no call hangs or succeeds against a dead server", !outcomes.has("defect")])
-
-  yield* Console.log("\n4. Redis is reachable again")
-  yield* proxy.restore
-  const back = Date.now()
-  let recovered: Option.Option<string> = Option.none()
-  while (Option.isNone(recovered) && Date.now() - back < 5_000) {
-    const exit = yield* Effect.exit(redis.get("greeting"))
-    if (exit._tag === "Success") recovered = exit.value
-    else yield* sleep(20)
-  }
-  yield* Console.log(`  first successful GET ${Date.now() - back} ms after Redis came back`)
-  checks.push(["recovers by itself", Option.isSome(recovered)])
-
-  const health = yield* redis.health
-  yield* Console.log(
-    `\nHealth: connection ${health.connection}, circuit ${health.circuit}, reconnects ${health.reconnects}, ` +
-      `connections opened ${health.connectionsOpened}, proxy accepted ${yield* proxy.accepted} connections`
+const drill = Command.make("drill", { duration, scenario, json }, (flags) =>
+  Effect.gen(function*() {
+    const url = yield* redisUrl.pipe(
+      Effect.mapError((error) => new Drill.DrillError({ message: `Cannot read REDIS_URL: ${error.message}` }))
+    )
+    const report = yield* Effect.scoped(Drill.run({
+      durationSeconds: flags.duration,
+      scenario: flags.scenario,
+      display: flags.json ? "none" : process.stdout.isTTY ? "tty" : "plain",
+      redisUrl: url
+    }))
+    yield* Console.log(flags.json ? JSON.stringify(report, null, 2) : `\n${Report.renderText(report)}`)
+    if (!report.passed) {
+      const failed = report.checks.filter((check) => !check.passed).map((check) => check.name)
+      return yield* new CliError.UserError({ userMessage: `The drill failed: ${failed.join(", ")}`, cause: failed })
+    }
+  }).pipe(
+    Effect.catchTag(
+      "DrillError",
+      (error) => Effect.fail(new CliError.UserError({ userMessage: error.message, cause: error }))
+    ),
+    Effect.onInterrupt(() => Console.error("\nInterrupted: the drill stopped, its connections and servers are closed."))
+  )).pipe(
+    Command.withDescription(
+      "Chaos drill for effect-redis-resilience: a workload through RedisService and RedisSubscriber while a proxy " +
+        "injects faults; a live dashboard, then a report with checks (exit code 1 if one fails). Uses REDIS_URL " +
+        "when set, else an embedded redis-server."
+    )
   )
-  checks.push(["connection attempts stay bounded (no storm)", (yield* proxy.accepted) <= 4])
 
-  yield* Console.log("\nChecks:")
-  for (const [name, ok] of checks) yield* Console.log(`  ${ok ? "PASS" : "FAIL"} ${name}`)
-  if (checks.some(([, ok]) => !ok)) return yield* Effect.fail(new Error("some checks failed"))
-})
-
-NodeRuntime.runMain(Effect.scoped(program))
+Command.run(drill, { version: "0.1.0" }).pipe(
+  Effect.provide(Layer.mergeAll(
+    NodeServices.layer,
+    CliConfig.layer({ builtIns: [GlobalFlag.Help, GlobalFlag.Version] })
+  )),
+  NodeRuntime.runMain
+)

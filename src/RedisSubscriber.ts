@@ -350,15 +350,25 @@ export const make = Effect.fnUntraced(function*(
     channel: Channels.ChannelLike,
     options: FallbackOptions<A, E, R>
   ): Stream.Stream<A, E | RedisError | Channels.InvalidChannelName, R> => {
-    const polling = mode.pipe(
-      Stream.switchMap((current) =>
-        current === "live"
-          ? Stream.empty
-          : Stream.fromEffectSchedule(options.poll, Schedule.spaced(options.interval)).pipe(
-            Stream.flatMap((values) => Stream.fromIterable(values))
-          )
+    const polled = (stream: Stream.Stream<ReadonlyArray<A>, E, R>) =>
+      Stream.flatMap(stream, (values) => Stream.fromIterable(values))
+    // On the way back to live, poll once more: what was written after the last poll and before the subscription was
+    // live again (a PUBLISH that failed while the circuit was open, one that reached Redis just before the SUBSCRIBE)
+    // reaches neither the subscription nor the polling otherwise.
+    const polling = Stream.suspend(() => {
+      let wasPolling = false
+      return mode.pipe(
+        Stream.switchMap((current) => {
+          if (current === "live") {
+            const catchUp = wasPolling ? polled(Stream.fromEffect(options.poll)) : Stream.empty
+            wasPolling = false
+            return catchUp
+          }
+          wasPolling = true
+          return polled(Stream.fromEffectSchedule(options.poll, Schedule.spaced(options.interval)))
+        })
       )
-    )
+    })
     return Stream.merge(subscribe(channel) as Stream.Stream<A, RedisError | Channels.InvalidChannelName>, polling)
   }
 
