@@ -216,12 +216,13 @@ export const make = Effect.fnUntraced(function*(
   const changes = SubscriptionRef.changes(statusRef)
   const onTransition = options?.onTransition
 
+  // Publishes the state as it is when the update runs (not `next`): two feeds racing cannot leave a stale status.
   const publish = (previous: BreakerState, next: BreakerState): Effect.Effect<void> =>
-    previous._tag === next._tag
-      ? Effect.void
-      : onTransition === undefined
-      ? SubscriptionRef.set(statusRef, status(next))
-      : Effect.andThen(SubscriptionRef.set(statusRef, status(next)), onTransition(next))
+    previous._tag === next._tag ? Effect.void : SubscriptionRef.modify(statusRef, (published) => {
+      const now = Ref.getUnsafe(ref)
+      const changed = status(now) !== published
+      return [changed && onTransition !== undefined ? onTransition(now) : Effect.void, status(now)]
+    }).pipe(Effect.flatten)
 
   // Waits until the status is no longer `current` (the stream starts with the current status: nothing is missed).
   const leave = (current: CircuitStatus) =>

@@ -298,6 +298,8 @@ export const make = Effect.fnUntraced(function*(
       current = undefined
       if (Deferred.isDoneUnsafe(ready)) ready = Deferred.makeUnsafe<Live, ConnectionClosed>()
     }
+    // Close the socket now: whatever is still in flight on it fails at once instead of waiting on a dead server.
+    live.client.disconnect()
     return true
   }
 

@@ -66,6 +66,11 @@ export class ConnectionClosed extends Data.TaggedError("ConnectionClosed")<{
   readonly message: string
   readonly command?: string | undefined
   readonly sent: boolean
+  /**
+   * True when ioredis failed in a way this library does not know: the connection is not assumed broken (it is not
+   * replaced, and the command is not retried), but the failure is reported as this error with the original `cause`.
+   */
+  readonly unexpected?: boolean | undefined
   readonly cause?: unknown
 }> {}
 
@@ -192,9 +197,10 @@ export const isTransient = (error: RedisError): boolean => {
     case "ConnectionReset":
     case "ConnectionRefused":
     case "ConnectionTimeout":
-    case "ConnectionClosed":
     case "CommandTimeout":
       return true
+    case "ConnectionClosed":
+      return error.unexpected !== true
     case "ReplyError":
       return unavailableCodes.has(error.code)
     default:
@@ -210,7 +216,7 @@ export const isTransient = (error: RedisError): boolean => {
  * @category predicates
  */
 export const isConnectionLost = (error: RedisError): boolean =>
-  error._tag === "ConnectionReset" || error._tag === "ConnectionClosed"
+  error._tag === "ConnectionReset" || (error._tag === "ConnectionClosed" && error.unexpected !== true)
 
 /**
  * What `classify` needs to know besides the raw failure.
@@ -325,8 +331,8 @@ export const classifySocketError = (
  * - A bare "Connection is closed." is reported from the connection's last socket error when there is one, so that
  *   commands in flight during an ECONNRESET fail with `ConnectionReset`, not a vague `ConnectionClosed`.
  * - Values that are already a `RedisError` are returned as they are.
- * - Anything unknown becomes `ConnectionClosed` with the original value as `cause`, so that no failure escapes as an
- *   untyped defect.
+ * - Anything unknown becomes `ConnectionClosed { unexpected: true }` with the original value as `cause`, so that no
+ *   failure escapes as an untyped defect; it is neither transient nor a lost connection.
  *
  * @since 0.1.0
  * @category classification
@@ -361,7 +367,7 @@ export const classify = (cause: unknown, context: ClassifyContext): RedisError =
   }
   const socket = classifySocketError(cause, context)
   if (socket !== undefined) return socket
-  if (message.startsWith(NOT_WRITABLE)) {
+  if (message.startsWith(NOT_WRITABLE) || message.startsWith("Cluster isn't ready")) {
     return new ConnectionClosed({
       message: `The connection is not open${where(context.command)}; the command was not sent`,
       command: context.command,
@@ -385,6 +391,7 @@ export const classify = (cause: unknown, context: ClassifyContext): RedisError =
     message: `Unexpected client failure${where(context.command)}: ${message}${maybeApplied(context.sent)}`,
     command: context.command,
     sent: context.sent,
+    unexpected: true,
     cause
   })
 }

@@ -263,7 +263,14 @@ export const make: (
 
     // The breaker's probe: a PING of its own on the next ready connection, never a user's command.
     const probeTimeout = config.heartbeat?.timeout ?? config.commandTimeout
-    yield* breaker.run(Effect.flatMap(connection.acquire("PING"), (live) => Heartbeat.ping(live, probeTimeout)))
+    // A failed probe also replaces the connection: with the heartbeat off, nothing else would notice a silent socket.
+    yield* breaker.run(Effect.flatMap(
+      connection.acquire("PING"),
+      (live) =>
+        Heartbeat.ping(live, probeTimeout).pipe(
+          Effect.tapError((error) => isTransient(error) ? connection.invalidate(live, error) : Effect.void)
+        )
+    ))
 
     if (config.awaitReady) {
       yield* connection.states.pipe(
@@ -391,8 +398,10 @@ const makeExecutor = (
 
   // What a failed command tells the rest of the layer: a broken connection is replaced (the loss counts once towards
   // the breaker, through the connection, however many commands were in flight); other transient failures count each.
+  // READONLY means "wrong node" only where the master can move (Sentinel, Cluster); on one server it is a plain reply.
+  const wrongRole = config.topology._tag === "Standalone" ? () => false : isWrongRole
   const report = (live: Connection.Live | undefined, error: RedisError): Effect.Effect<void> =>
-    isConnectionLost(error) || isWrongRole(error)
+    isConnectionLost(error) || wrongRole(error)
       ? live === undefined ? Effect.void : Effect.asVoid(connection.invalidate(live, error))
       : isTransient(error)
       ? breaker.onFailure
@@ -415,12 +424,15 @@ const makeExecutor = (
     live: Connection.Live,
     start: bigint,
     resume: (effect: Effect.Effect<A, RedisError>) => void
-  ): void => {
+  ): Effect.Effect<void> => {
     const deadline = watchdog.watch(() => {
       const error = timedOut(name)
       stats.record(name, error._tag, elapsed(start))
       resume(Effect.andThen(report(live, error), Effect.fail(error)))
     })
+    // ioredis rejects with the same "Connection is closed." whether or not it wrote the command: a client that has
+    // already ended writes nothing.
+    const sent = live.client.status !== "end"
     let promise: Promise<A>
     try {
       promise = run(live.client)
@@ -440,18 +452,22 @@ const makeExecutor = (
       (cause: unknown) => {
         if (deadline.settled) return
         deadline.settled = true
-        const error = classify(cause, { command: name, sent: true, socketError: live.socketError, commandTimeout })
+        const error = classify(cause, { command: name, sent, socketError: live.socketError, commandTimeout })
         stats.record(name, error._tag, elapsed(start))
         const reported = report(live, error)
         // An idempotent command whose connection broke under it runs once more, on the next connection; so does any
         // command that reached a replica (READONLY: it was not applied).
         resume(
-          canRetry && ((idempotent && isConnectionLost(error)) || isWrongRole(error))
+          canRetry && ((idempotent && isConnectionLost(error)) || wrongRole(error))
             ? Effect.andThen(reported, attempt(name, idempotent, false, run))
             : Effect.andThen(reported, Effect.fail(error))
         )
       }
     )
+    // Interrupted (a caller's own timeout, say): the deadline is settled, so it is not counted as a CommandTimeout.
+    return Effect.sync(() => {
+      deadline.settled = true
+    })
   }
 
   const rejected = <A>(
@@ -482,7 +498,7 @@ const makeExecutor = (
       if (breaker.current()._tag !== "Closed") return resume(rejected(name, idempotent, canRetry, run, start))
       const live = connection.current()
       if (live === undefined) return resume(waitThenSend(name, idempotent, canRetry, run, start))
-      send(name, idempotent, canRetry, run, live, start, resume)
+      return send(name, idempotent, canRetry, run, live, start, resume)
     })
 
   const spanOptions = new Map<string, { readonly name: string; readonly options: Tracer.SpanOptions }>()

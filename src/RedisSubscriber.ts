@@ -13,6 +13,7 @@
  *
  * @since 0.1.0
  */
+import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as DateTime from "effect/DateTime"
@@ -29,7 +30,7 @@ import * as SubscriptionRef from "effect/SubscriptionRef"
 import * as Channels from "./Channels.ts"
 import * as Connection from "./Connection.ts"
 import * as Heartbeat from "./Heartbeat.ts"
-import { classify, type DecodeError, type RedisError } from "./RedisError.ts"
+import { classify, CommandTimeout, type DecodeError, type RedisError } from "./RedisError.ts"
 import { RedisService } from "./RedisService.ts"
 
 /**
@@ -148,7 +149,7 @@ export class RedisSubscriber extends Context.Service<RedisSubscriber, RedisSubsc
 }
 
 interface Local {
-  readonly queue: Queue.Queue<SubscriptionEvent<string>>
+  readonly queue: Queue.Queue<SubscriptionEvent<string>, RedisError>
   readonly since: number
   overflowFrom: number | undefined
   dropped: number
@@ -215,21 +216,58 @@ export const make = Effect.fnUntraced(function*(
     })
   }
 
+  // Subscriber commands are bounded like every other command: a silent socket must not wedge a resubscription or a
+  // stream's teardown.
   const command = (live: Connection.Live, name: string, keys: ReadonlyArray<string>) =>
     Effect.tryPromise({
       try: () => live.client.call(name, [...keys]),
       catch: (cause) => classify(cause, { command: name, sent: true, socketError: live.socketError })
+    }).pipe(
+      Effect.timeoutOrElse({
+        duration: config.commandTimeout,
+        orElse: () =>
+          Effect.fail(
+            new CommandTimeout({
+              message: `${name} got no reply within ${Duration.format(config.commandTimeout)}`,
+              command: name,
+              timeout: config.commandTimeout,
+              sent: true
+            })
+          )
+      })
+    )
+
+  const verb = (kind: Kind) => kind === "channel" ? "SUBSCRIBE" : "PSUBSCRIBE"
+
+  // A channel Redis refuses (e.g. NOPERM under an ACL) ends its local streams with the error; it is not retried.
+  const refuse = (kind: Kind, key: string, error: RedisError) =>
+    Effect.sync(() => {
+      const locals = registry[kind].get(key)
+      registry[kind].delete(key)
+      for (const local of locals ?? []) Queue.failCauseUnsafe(local.queue, Cause.fail(error))
     })
+
+  // SUBSCRIBE everything of one kind in one command; if Redis refuses it, find out channel by channel which ones.
+  const subscribeAll = (live: Connection.Live, kind: Kind, keys: ReadonlyArray<string>) =>
+    keys.length === 0 ? Effect.void : command(live, verb(kind), keys).pipe(
+      Effect.asVoid,
+      Effect.catchTag("ReplyError", () =>
+        Effect.forEach(keys, (key) =>
+          command(live, verb(kind), [key]).pipe(
+            Effect.asVoid,
+            Effect.catchTag("ReplyError", (error) => refuse(kind, key, error))
+          ), { discard: true }))
+    )
 
   // After a (re)connect: subscribe everything, then tell each local stream what it may have missed.
   const resubscribe = (live: Connection.Live) =>
     Effect.gen(function*() {
       const channels = [...registry.channel.keys()]
       const patterns = [...registry.pattern.keys()]
-      const result = yield* Effect.result(Effect.all([
-        channels.length === 0 ? Effect.void : command(live, "SUBSCRIBE", channels),
-        patterns.length === 0 ? Effect.void : command(live, "PSUBSCRIBE", patterns)
-      ]))
+      const result = yield* Effect.result(
+        Effect.andThen(subscribeAll(live, "channel", channels), subscribeAll(live, "pattern", patterns))
+      )
+      // A broken connection is replaced (reply errors were handled channel by channel above).
       if (result._tag === "Failure") return yield* connection!.invalidate(live, result.failure)
       const to = now()
       const lost = lostAt
@@ -267,17 +305,24 @@ export const make = Effect.fnUntraced(function*(
           }),
         // Ready is published by `resubscribe`, once every channel is subscribed again.
         onState: (state) => state._tag === "Ready" ? Effect.void : SubscriptionRef.set(stateRef, state)
-      }, { clientOptions: { connectionName: config.connectionName === undefined ? "subscriber" : `${config.connectionName}:subscriber` } })
+      }, {
+        clientOptions: {
+          connectionName: config.connectionName === undefined ? "subscriber" : `${config.connectionName}:subscriber`
+        }
+      })
       connection = opened
       if (config.heartbeat !== undefined) yield* Heartbeat.make(opened, config.heartbeat)
       return opened
     }).pipe(Scope.provide(scope))
   }))
 
-  const register = (kind: Kind, key: string): Effect.Effect<Queue.Dequeue<SubscriptionEvent<string>>, RedisError, Scope.Scope> =>
+  const register = (
+    kind: Kind,
+    key: string
+  ): Effect.Effect<Queue.Dequeue<SubscriptionEvent<string>, RedisError>, RedisError, Scope.Scope> =>
     Effect.gen(function*() {
       const conn = yield* start
-      const queue = yield* Queue.dropping<SubscriptionEvent<string>>(bufferSize)
+      const queue = yield* Queue.dropping<SubscriptionEvent<string>, RedisError>(bufferSize)
       const local: Local = { queue, since: now(), overflowFrom: undefined, dropped: 0 }
       const map = registry[kind]
       let locals = map.get(key)
@@ -303,11 +348,14 @@ export const make = Effect.fnUntraced(function*(
       )
       const live = conn.current()
       if (first && live !== undefined) {
-        const subscribed = yield* Effect.result(command(live, kind === "channel" ? "SUBSCRIBE" : "PSUBSCRIBE", [key]))
+        const subscribed = yield* Effect.result(command(live, verb(kind), [key]))
         if (subscribed._tag === "Failure") {
           // A reply error (e.g. no permission) ends this stream; a broken connection is replaced and the channel is
           // subscribed again when the next connection is ready.
-          if (subscribed.failure._tag === "ReplyError") return yield* Effect.fail(subscribed.failure)
+          if (subscribed.failure._tag === "ReplyError") {
+            yield* refuse(kind, key, subscribed.failure)
+            return yield* Effect.fail(subscribed.failure)
+          }
           yield* conn.invalidate(live, subscribed.failure)
         }
       }

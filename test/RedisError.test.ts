@@ -135,5 +135,8 @@ describe("RedisError.classify (real errors)", () => {
     const unknown = classify(new TypeError("boom"), { command: "GET", sent: true })
     assert.strictEqual(unknown._tag, "ConnectionClosed")
     assert.include(unknown.message, "boom")
+    // Unknown failures keep the connection: not transient, not a lost connection.
+    assert.isFalse(isTransient(unknown))
+    assert.isFalse(isConnectionLost(unknown))
   })
 })

@@ -91,7 +91,7 @@ describe("RedisService (real redis-server)", () => {
       assert.deepStrictEqual(yield* redis.get("absent"), Option.none())
     })))
 
-  it.live("READONLY (a write on a replica) replaces the connection and retries once, then reports the ReplyError", () =>
+  it.live("READONLY on one server is a plain ReplyError: the connection stays (only Sentinel/Cluster reroute)", () =>
     Effect.gen(function*() {
       const master = yield* RedisTestServer.make()
       const replica = yield* RedisTestServer.make({ args: ["--replicaof", master.host, String(master.port)] })
@@ -102,10 +102,10 @@ describe("RedisService (real redis-server)", () => {
         const reason = exit.cause.reasons.find((r) => r._tag === "Fail")
         if (reason?._tag === "Fail" && reason.error._tag === "ReplyError") assert.strictEqual(reason.error.code, "READONLY")
       }
-      // One retry on a fresh connection (a failover may have moved the master), not a loop.
-      const health = yield* waitFor(redis.health, (h) => h.connection === "ready")
-      assert.strictEqual(health.reconnects, 2)
+      const health = yield* redis.health
+      assert.strictEqual(health.reconnects, 0)
       assert.strictEqual(health.circuit, "closed")
+      assert.deepStrictEqual(yield* redis.get("counter"), Option.none())
     }))
 
   it.live("500 concurrent commands share one TCP connection; closing the layer closes it and leaves no fiber", () =>
@@ -160,6 +160,50 @@ describe("RedisService (real redis-server)", () => {
       assert.isTrue(value <= 1, `INCR applied ${value} times`)
       assert.strictEqual((yield* redis.health).reconnects, 1)
     })))
+
+  it.live("ECONNRESET after the server applied a write: ConnectionReset { sent: true }, applied exactly once", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisTestServer.make()
+      const proxy = yield* ChaosProxy.make({ target: server })
+      const redis = yield* service({ ...fast, url: proxy.url, heartbeat: false, commandTimeout: "2 seconds" })
+      // INCR, then keep the server busy for 300 ms: the write is applied, the reply is not back yet.
+      const script = "redis.call('INCR', KEYS[1]); local t = redis.call('TIME'); " +
+        "local start = t[1] * 1000000 + t[2]; local now = start; " +
+        "while now - start < 300000 do t = redis.call('TIME'); now = t[1] * 1000000 + t[2] end; return 1"
+      const running = yield* Effect.forkChild(Effect.exit(redis.command("EVAL", [script, 1, "applied"])))
+      yield* sleep(100)
+      yield* proxy.resetAll
+      const exit = yield* Fiber.join(running)
+      assert.strictEqual(failureTag(exit), "ConnectionReset")
+      if (Exit.isFailure(exit)) {
+        const reason = exit.cause.reasons.find((r) => r._tag === "Fail")
+        if (reason?._tag === "Fail" && reason.error._tag === "ConnectionReset") assert.isTrue(reason.error.sent)
+      }
+      yield* waitFor(redis.health, (h) => h.connection === "ready", 5_000)
+      // Applied by the server, and not resent by the layer.
+      assert.deepStrictEqual(yield* redis.get("applied"), Option.some("1"))
+    }))
+
+  it.live("heartbeat off: a silent connection is still replaced (the breaker's failed probe invalidates it)", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisTestServer.make()
+      const proxy = yield* ChaosProxy.make({ target: server })
+      const redis = yield* service({
+        ...fast,
+        url: proxy.url,
+        heartbeat: false,
+        commandTimeout: "200 millis",
+        breaker: { failureThreshold: 2, openDuration: "200 millis", maxOpenDuration: "400 millis" }
+      })
+      yield* redis.set("k", "v")
+      yield* proxy.blackhole
+      yield* Effect.exit(redis.get("k"))
+      yield* Effect.exit(redis.get("k"))
+      yield* waitFor(redis.health, (h) => h.reconnects >= 1, 5_000)
+      yield* proxy.restore
+      yield* waitFor(redis.health, (h) => h.connection === "ready" && h.circuit === "closed", 10_000)
+      assert.deepStrictEqual(yield* redis.get("k"), Option.some("v"))
+    }))
 
   it.live("an in-flight GET survives an ECONNRESET (retried once on the next connection)", () =>
     Effect.scoped(Effect.gen(function*() {

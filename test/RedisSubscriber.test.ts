@@ -98,6 +98,30 @@ describe("RedisSubscriber (real redis-server)", () => {
       assert.strictEqual(error._tag, "InvalidChannelName")
     }))
 
+  it.live("a channel Redis refuses (ACL NOPERM) fails its stream, without a reconnect storm", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisTestServer.make()
+      yield* server.command("ACL", "SETUSER", "limited", "on", ">secret", "~*", "&allowed", "+@all")
+      const url = `redis://limited:secret@${server.host}:${server.port}`
+      const { redis, subscriber } = yield* services(url)
+      // Both registered before the subscriber connection exists: they are subscribed together when it is ready.
+      const denied = yield* Effect.forkChild(Effect.flip(Stream.runDrain(subscriber.events("denied"))))
+      const allowed = yield* collect(subscriber.subscribe("allowed"))
+      const error = yield* Fiber.join(denied)
+      assert.strictEqual(error._tag, "ReplyError")
+      if (error._tag === "ReplyError") assert.strictEqual(error.code, "NOPERM")
+      yield* waitUntil(numsub(server, "allowed"), (n) => n === 1)
+      // And later, on a ready connection:
+      const later = yield* Effect.flip(Stream.runDrain(subscriber.events("denied-too")))
+      assert.strictEqual(later._tag, "ReplyError")
+      yield* sleepReal(300)
+      // The subscriber connection stayed: the allowed channel still works, nothing reconnected.
+      assert.strictEqual(yield* redis.publish("allowed", "still here"), 1)
+      yield* waitUntil(Effect.sync(() => allowed.items), (items) => items.includes("still here"))
+      assert.deepStrictEqual((yield* subscriber.subscriptions).channels, ["allowed"])
+      assert.isTrue((yield* server.clientCount) <= 2, "command + subscriber connections only")
+    }))
+
   it.live("CLIENT KILL TYPE pubsub: Gap then Resubscribed, and messages flow again", () =>
     Effect.gen(function*() {
       const server = yield* RedisTestServer.make()
