@@ -4,7 +4,7 @@
  * `buildRedisChannelName` joins parts with `:` and refuses empty parts and glob characters, so that a name built from
  * user input can never subscribe to more than it says. `RedisChannel.make` pairs a name with the Schema of its
  * payload: publishing encodes (a value that does not encode never reaches the wire), subscribing decodes (a message
- * that does not decode becomes a `DecodeError` event instead of ending the stream). `RedisChannel.registry` defines
+ * that does not decode becomes an `Invalid` event, carrying its `DecodeError`, instead of ending the stream). `RedisChannel.registry` defines
  * an app's channels in one place, under one prefix.
  *
  * **Example**
