@@ -137,13 +137,13 @@ describe("RedisCache (real redis-server)", () => {
         concurrency: "unbounded"
       })
       const elapsed = Date.now() - started
-      assert.isTrue(elapsed < 200, `200 calls took ${elapsed} ms`)
+      assert.isTrue(elapsed < 1_000, `200 calls took ${elapsed} ms`)
       assert.isTrue(values.every((user) => user.name.startsWith("computed")))
       // With the circuit open too.
       yield* waitUntil(redis.health, (h) => h.circuit === "open", 5_000)
       const openStarted = Date.now()
       for (let i = 0; i < 50; i++) yield* users.get(`k${i}`, compute.effect)
-      assert.isTrue(Date.now() - openStarted < 200, `50 calls took ${Date.now() - openStarted} ms`)
+      assert.isTrue(Date.now() - openStarted < 1_000, `50 calls took ${Date.now() - openStarted} ms`)
       const stats = yield* users.stats
       assert.isTrue(stats.fallbacks >= 251, `fallbacks ${stats.fallbacks}`)
       assert.strictEqual(stats.writes, 1)
@@ -351,7 +351,7 @@ describe("RedisCache (real redis-server)", () => {
       yield* sleepReal(400)
       const started = Date.now()
       assert.strictEqual((yield* users.get("42", compute.effect)).name, "v1") // < 700 ms left: refresh, not waited for
-      assert.isTrue(Date.now() - started < 150, `took ${Date.now() - started} ms`) // the compute takes 300 ms
+      assert.isTrue(Date.now() - started < 250, `took ${Date.now() - started} ms`) // the compute takes 300 ms
       yield* users.get("42", compute.effect) // a refresh is already running: not a second one
       yield* waitUntil(
         Effect.map(server.command("GET", "user:42"), (v) => JSON.parse(String(v)).name),

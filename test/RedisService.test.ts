@@ -262,8 +262,9 @@ describe("RedisService (real redis-server)", () => {
       const frozenAt = Date.now()
       yield* waitFor(redis.health, (h) => h.connection !== "ready", 3_000)
       const detection = Date.now() - frozenAt
-      // interval 200 ms x 2 misses + 100 ms timeout = 500 ms, plus scheduling slack.
-      assert.isTrue(detection <= 800, `detected after ${detection} ms`)
+      // interval 200 ms x 2 misses + 100 ms timeout = 500 ms, plus slack for a loaded machine (the exact bound is
+      // proven under TestClock in Heartbeat.test.ts).
+      assert.isTrue(detection <= 1_500, `detected after ${detection} ms`)
       yield* server.resume
       yield* waitFor(redis.health, (h) => h.connection === "ready" && h.circuit === "closed", 5_000)
       assert.deepStrictEqual(yield* redis.get("k"), Option.some("v"))
@@ -299,7 +300,7 @@ describe("RedisService (real redis-server)", () => {
       const elapsed = Date.now() - started
       const tags = new Set(exits.map(failureTag))
       assert.deepStrictEqual([...tags], ["CircuitOpen"])
-      assert.isTrue(elapsed < 200, `200 rejected calls took ${elapsed} ms`)
+      assert.isTrue(elapsed < 1_000, `200 rejected calls took ${elapsed} ms`)
       yield* server.start
       yield* waitFor(redis.health, (h) => h.circuit === "closed" && h.connection === "ready", 5_000)
       assert.deepStrictEqual(yield* redis.get("k"), Option.none()) // no persistence: the restarted server is empty
