@@ -116,6 +116,12 @@ export interface RedisServiceShape {
   readonly circuit: Stream.Stream<CircuitBreaker.CircuitStatus>
   /** The resolved configuration (the password stays `Redacted`). */
   readonly config: RedisConfig.ResolvedRedisConfig
+  /**
+   * For companions that open connections of their own to the same Redis (`RedisSubscriber`, the reserved connections
+   * of `RedisPersistence`): report their failures and recoveries to this layer's circuit breaker, so that one breaker
+   * speaks for the server.
+   */
+  readonly breakerSignals: { readonly failure: Effect.Effect<void>; readonly success: Effect.Effect<void> }
 }
 
 /**
@@ -372,7 +378,8 @@ export const make: (
       health,
       states: connection.states,
       circuit: breaker.changes,
-      config
+      config,
+      breakerSignals: { failure: breaker.onFailure, success: breaker.onSuccess }
     })
   })
 

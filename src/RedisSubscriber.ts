@@ -1,6 +1,6 @@
 /**
  * Pub/sub over one shared subscriber connection, with the same reconnect schedule, debounce and heartbeat as the
- * command connection, and honest about what it cannot deliver.
+ * command connection, feeding the same circuit breaker, and honest about what it cannot deliver.
  *
  * The connection is opened on the first subscription and shared by all: 50 local streams on one channel make one
  * SUBSCRIBE, the last one gone sends UNSUBSCRIBE. After every reconnect everything is subscribed again, and each
@@ -295,14 +295,20 @@ export const make = Effect.fnUntraced(function*(
   const start = startLock.withPermits(1)(Effect.suspend(() => {
     if (connection !== undefined) return Effect.succeed(connection)
     return Effect.gen(function*() {
+      // The subscriber's connection feeds the same circuit breaker as the command connection.
+      const signals = redis.breakerSignals
       const opened = yield* Connection.make(config, {
         onClient: listen,
-        onReady: (live) => resubscribe(live),
+        onAttemptFailed: () => signals.failure,
+        onReady: (live) => Effect.andThen(signals.success, resubscribe(live)),
         onLost: () =>
-          Effect.sync(() => {
-            // A connection lost before its resubscription was answered extends the same gap.
-            if (lostAt === undefined) lostAt = now()
-          }),
+          Effect.andThen(
+            signals.failure,
+            Effect.sync(() => {
+              // A connection lost before its resubscription was answered extends the same gap.
+              if (lostAt === undefined) lostAt = now()
+            })
+          ),
         // Ready is published by `resubscribe`, once every channel is subscribed again.
         onState: (state) => state._tag === "Ready" ? Effect.void : SubscriptionRef.set(stateRef, state)
       }, {
@@ -311,7 +317,12 @@ export const make = Effect.fnUntraced(function*(
         }
       })
       connection = opened
-      if (config.heartbeat !== undefined) yield* Heartbeat.make(opened, config.heartbeat)
+      if (config.heartbeat !== undefined) {
+        yield* Heartbeat.make(opened, config.heartbeat, {
+          onSuccess: () => signals.success,
+          onFailure: () => signals.failure
+        })
+      }
       return opened
     }).pipe(Scope.provide(scope))
   }))

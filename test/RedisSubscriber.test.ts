@@ -6,7 +6,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber, Layer, Option, Ref, Schema, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import * as Channels from "../src/Channels.ts"
-import { RedisService } from "../src/RedisService.ts"
+import { make as makeService, RedisService } from "../src/RedisService.ts"
 import * as RedisSubscriber from "../src/RedisSubscriber.ts"
 import * as RedisTestServer from "../src/testing/RedisTestServer.ts"
 import { sleepReal, waitUntil } from "./helpers.ts"
@@ -120,6 +120,30 @@ describe("RedisSubscriber (real redis-server)", () => {
       yield* waitUntil(Effect.sync(() => allowed.items), (items) => items.includes("still here"))
       assert.deepStrictEqual((yield* subscriber.subscriptions).channels, ["allowed"])
       assert.isTrue((yield* server.clientCount) <= 2, "command + subscriber connections only")
+    }))
+
+  it.live("the subscriber connection reports its losses and recoveries to the service's circuit breaker", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisTestServer.make()
+      const redis = yield* makeService({ ...fast, url: server.url, heartbeat: false })
+      const signals = { failure: 0, success: 0 }
+      const subscriber = yield* RedisSubscriber.make({
+        ...redis,
+        breakerSignals: {
+          failure: Effect.sync(() => {
+            signals.failure++
+          }),
+          success: Effect.sync(() => {
+            signals.success++
+          })
+        }
+      })
+      yield* collect(subscriber.subscribe("signals"))
+      yield* waitUntil(numsub(server, "signals"), (n) => n === 1)
+      assert.deepStrictEqual(signals, { failure: 0, success: 1 })
+      yield* server.killClients("pubsub")
+      yield* waitUntil(Effect.sync(() => signals.success), (n) => n === 2)
+      assert.strictEqual(signals.failure, 1)
     }))
 
   it.live("CLIENT KILL TYPE pubsub: Gap then Resubscribed, and messages flow again", () =>

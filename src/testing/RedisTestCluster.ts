@@ -119,9 +119,6 @@ const maxPort = 22_767
 const busOffset = 10_000
 const outputTailLength = 4_000
 
-/** Ports handed to nodes of this process' clusters, so concurrent `make`s never pick the same one. */
-const reservedPorts = new Set<number>()
-
 /**
  * Starts `masters * (1 + replicasPerMaster)` cluster-enabled `redis-server`s (persistence off,
  * `cluster-node-timeout` = `nodeTimeout`, `cluster-replica-validity-factor 0` so any replica may take
@@ -182,12 +179,9 @@ export const make: (
     }),
     (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
   )
+  // Ports handed to this cluster's nodes, so that nodes started together never pick the same one. (Another cluster
+  // starting at the same time may still race for a port: the bind fails and `startNode` picks another.)
   const ports = new Set<number>()
-  yield* Effect.addFinalizer(() =>
-    Effect.sync(() => {
-      for (const port of ports) reservedPorts.delete(port)
-    })
-  )
   // The nodes share one child scope that closes them in parallel: tear-down costs one shutdown, not six.
   const serversScope = yield* Scope.fork(scope, "parallel")
 
@@ -214,14 +208,13 @@ export const make: (
   const startNode = Effect.fnUntraced(function*() {
     let attempt = 1
     while (true) {
-      const port = yield* pickPort
+      const port = yield* pickPort(ports)
       ports.add(port)
       const result = yield* Effect.result(
         Scope.provide(RedisTestServer.make({ port, args: nodeArgs(port) }), serversScope)
       )
       if (result._tag === "Success") return result.success
       ports.delete(port)
-      reservedPorts.delete(port)
       // Another process may take the port or its bus port (port + 10000) between our probe and the bind.
       if (attempt >= portAttempts || !result.failure.message.includes("Address already in use")) {
         return yield* new RedisTestClusterError({
@@ -504,19 +497,18 @@ const canListen = (port: number): Effect.Effect<boolean> =>
     server.listen(port, host, () => server.close(() => resume(Effect.succeed(true))))
   })
 
-/** A random port in 10000-22767 that is free, with its cluster bus port (+10000) free too. */
-const pickPort: Effect.Effect<number, RedisTestClusterError> = Effect.gen(function*() {
-  for (let attempt = 0; attempt < 100; attempt++) {
-    const port = minPort + Math.floor(Math.random() * (maxPort - minPort + 1))
-    if (reservedPorts.has(port)) continue
-    reservedPorts.add(port)
-    if ((yield* canListen(port)) && (yield* canListen(port + busOffset))) return port
-    reservedPorts.delete(port)
-  }
-  return yield* new RedisTestClusterError({
-    message: `found no free port pair (port and port + ${busOffset}) in ${minPort}-${maxPort}`
+/** A random port in 10000-22767, not in `taken`, that is free, with its cluster bus port (+10000) free too. */
+const pickPort = (taken: ReadonlySet<number>): Effect.Effect<number, RedisTestClusterError> =>
+  Effect.gen(function*() {
+    for (let attempt = 0; attempt < 100; attempt++) {
+      const port = minPort + Math.floor(Math.random() * (maxPort - minPort + 1))
+      if (taken.has(port)) continue
+      if ((yield* canListen(port)) && (yield* canListen(port + busOffset))) return port
+    }
+    return yield* new RedisTestClusterError({
+      message: `found no free port pair (port and port + ${busOffset}) in ${minPort}-${maxPort}`
+    })
   })
-})
 
 const hasExited = (child: ChildProcess): boolean => child.exitCode !== null || child.signalCode !== null
 
