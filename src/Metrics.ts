@@ -201,7 +201,9 @@ interface CommandSeries {
  * a snapshot is taken (pull-based series registered with `Metric.registerUnsafe`). This is what lets every command be
  * counted and timed for the price of a few additions.
  *
- * The series appear as `redis_commands_total{command, outcome}` and `redis_command_duration_seconds{command}`.
+ * The series appear as `redis_commands_total{client, command, outcome}` and
+ * `redis_command_duration_seconds{client, command}`, where `client` is the layer's `connectionName` (or `default`):
+ * two layers in one process need distinct names, else the second one's series replace the first one's.
  *
  * @since 0.1.0
  * @category recording
@@ -218,7 +220,7 @@ export interface CommandStats {
  * @since 0.1.0
  * @category recording
  */
-export const makeCommandStats = Effect.fnUntraced(function*() {
+export const makeCommandStats = Effect.fnUntraced(function*(client: string) {
   const context = yield* Effect.context<never>()
   const series = new Map<string, CommandSeries>()
   const registrations: Array<{ remove(): void }> = []
@@ -242,7 +244,7 @@ export const makeCommandStats = Effect.fnUntraced(function*() {
       }
       entry = created
       series.set(command, created)
-      registrations.push(Metric.registerUnsafe(Metric.withAttributes(commandDuration, { command }), context, {
+      registrations.push(Metric.registerUnsafe(Metric.withAttributes(commandDuration, { client, command }), context, {
         get: () => {
           const buckets: Array<[number, number]> = []
           let cumulated = 0
@@ -265,7 +267,7 @@ export const makeCommandStats = Effect.fnUntraced(function*() {
       const created = { count: 0 }
       counter = created
       entry.outcomes.set(outcome, created)
-      registrations.push(Metric.registerUnsafe(Metric.withAttributes(commands, { command, outcome }), context, {
+      registrations.push(Metric.registerUnsafe(Metric.withAttributes(commands, { client, command, outcome }), context, {
         get: () => ({ count: created.count, incremental: true }),
         update: () => {},
         modify: () => {}

@@ -296,7 +296,7 @@ export const make: (
       )
     }
 
-    const stats = yield* Metrics.makeCommandStats()
+    const stats = yield* Metrics.makeCommandStats(config.connectionName ?? "default")
     const watchdog = yield* Watchdog.make(config.commandTimeout)
     const execute = makeExecutor(config, connection, breaker, stats, watchdog, yield* Clock.Clock)
 
