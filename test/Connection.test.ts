@@ -52,32 +52,35 @@ describe("Connection (TestClock + real redis-server)", () => {
       assert.strictEqual((yield* connection.state)._tag, "Ready")
     }))
 
-  it.effect("attempts follow the schedule (100, 200, 400, 400 ms) and it restarts from base after a ready connection", () =>
-    Effect.gen(function*() {
-      const server = yield* RedisTestServer.make()
-      yield* server.stop
-      const connection = yield* Connection.make(yield* config(server.url))
-      // The first attempt is refused at once (real ECONNREFUSED).
-      yield* waitUntil(connection.state, isReconnecting(1, 100))
-      for (const [attempt, delay] of [[2, 200], [3, 400], [4, 400]] as const) {
-        const previous = attempt === 2 ? 100 : attempt === 3 ? 200 : 400
-        yield* TestClock.adjust(previous - 1)
-        yield* sleepReal(10)
-        assert.strictEqual(yield* connection.attempts, attempt - 1, `no attempt before ${previous} ms`)
-        yield* TestClock.adjust(1)
-        yield* waitUntil(connection.state, isReconnecting(attempt, delay))
-      }
-      yield* server.start
-      yield* TestClock.adjust(400)
-      yield* waitUntil(connection.state, (s) => s._tag === "Ready")
-      assert.strictEqual(yield* connection.attempts, 5)
-      // Lose it again with the server down: after the debounce the first delay is base again, not the cap.
-      yield* server.stop
-      yield* waitUntil(connection.state, (s) => s._tag === "Reconnecting" && s.attempt === 0)
-      yield* TestClock.adjust(50)
-      yield* waitUntil(connection.state, isReconnecting(1, 100))
-      assert.strictEqual(yield* connection.attempts, 6)
-    }))
+  it.effect(
+    "attempts follow the schedule (100, 200, 400, 400 ms) and it restarts from base after a ready connection",
+    () =>
+      Effect.gen(function*() {
+        const server = yield* RedisTestServer.make()
+        yield* server.stop
+        const connection = yield* Connection.make(yield* config(server.url))
+        // The first attempt is refused at once (real ECONNREFUSED).
+        yield* waitUntil(connection.state, isReconnecting(1, 100))
+        for (const [attempt, delay] of [[2, 200], [3, 400], [4, 400]] as const) {
+          const previous = attempt === 2 ? 100 : attempt === 3 ? 200 : 400
+          yield* TestClock.adjust(previous - 1)
+          yield* sleepReal(10)
+          assert.strictEqual(yield* connection.attempts, attempt - 1, `no attempt before ${previous} ms`)
+          yield* TestClock.adjust(1)
+          yield* waitUntil(connection.state, isReconnecting(attempt, delay))
+        }
+        yield* server.start
+        yield* TestClock.adjust(400)
+        yield* waitUntil(connection.state, (s) => s._tag === "Ready")
+        assert.strictEqual(yield* connection.attempts, 5)
+        // Lose it again with the server down: after the debounce the first delay is base again, not the cap.
+        yield* server.stop
+        yield* waitUntil(connection.state, (s) => s._tag === "Reconnecting" && s.attempt === 0)
+        yield* TestClock.adjust(50)
+        yield* waitUntil(connection.state, isReconnecting(1, 100))
+        assert.strictEqual(yield* connection.attempts, 6)
+      })
+  )
 
   it.effect("closing the scope closes the socket and marks the state closed", () =>
     Effect.gen(function*() {

@@ -22,7 +22,11 @@ describe("Heartbeat (TestClock + real redis-server)", () => {
   it.effect("a frozen server is detected after interval x misses + timeout at most, and not before", () =>
     Effect.gen(function*() {
       const server = yield* RedisTestServer.make()
-      const config = yield* RedisConfig.resolve({ url: server.url, heartbeat: false, reconnect: { debounce: "1 hour" } })
+      const config = yield* RedisConfig.resolve({
+        url: server.url,
+        heartbeat: false,
+        reconnect: { debounce: "1 hour" }
+      })
       const connection = yield* Connection.make(config)
       let failures = 0
       const heartbeat = yield* Heartbeat.make(connection, policy, {
@@ -80,8 +84,8 @@ describe("Heartbeat (TestClock + real redis-server)", () => {
       yield* TestClock.adjust("500 millis")
       yield* waitUntil(heartbeat.consecutiveFailures, (n) => n === 1)
       yield* server.resume
-      // Replace the connection (t = 1.5 s). Beats are on a fixed grid that starts when the first beat ended (t = 1.5 s),
-      // so the next beat, at t = 2.5 s, PINGs the new connection.
+      // Replace the connection (t = 1.5 s). Beats are on a fixed grid that starts when the first beat ended
+      // (t = 1.5 s), so the next beat, at t = 2.5 s, PINGs the new connection.
       yield* connection.invalidate(connection.current()!, new ConnectionReset({ message: "test", sent: false }))
       yield* TestClock.adjust("10 millis")
       yield* waitUntil(connection.state, (s) => s._tag === "Ready")

@@ -11,16 +11,7 @@ import * as RedisCache from "../src/RedisCache.ts"
 import * as RedisService from "../src/RedisService.ts"
 import * as RedisSubscriber from "../src/RedisSubscriber.ts"
 import * as RedisTestServer from "../src/testing/RedisTestServer.ts"
-import { failureTag, sleepReal, waitUntil } from "./helpers.ts"
-
-const fast = {
-  connectTimeout: "1 second",
-  commandTimeout: "1 second",
-  acquireTimeout: "500 millis",
-  reconnect: { base: "50 millis", factor: 2, cap: "400 millis", jitter: false, debounce: "20 millis" },
-  heartbeat: { interval: "200 millis", timeout: "100 millis", misses: 2 },
-  breaker: { failureThreshold: 3, openDuration: "300 millis", maxOpenDuration: "1 second" }
-} satisfies RedisOptions
+import { failureTag, fastOptions, sleepReal, waitUntil } from "./helpers.ts"
 
 const User = Schema.Struct({ id: Schema.String, name: Schema.String, since: Schema.Date })
 type User = typeof User.Type
@@ -32,7 +23,7 @@ class Boom extends Data.TaggedError("Boom")<{ readonly attempt: number }> {}
 const setup = (options: RedisOptions = {}) =>
   Effect.gen(function*() {
     const server = yield* RedisTestServer.make()
-    const redis = yield* RedisService.make({ ...fast, ...options, url: server.url })
+    const redis = yield* RedisService.make({ ...fastOptions, ...options, url: server.url })
     yield* waitUntil(redis.health, (h) => h.connection === "ready")
     const cache = <A, I>(cacheOptions: RedisCache.RedisCacheOptions<A, I>) =>
       RedisCache.make(cacheOptions).pipe(Effect.provideService(RedisService.RedisService, redis))
@@ -204,7 +195,7 @@ describe("RedisCache (real redis-server)", () => {
       const server = yield* RedisTestServer.make()
       // Two instances: each its own connections, subscriber and cache, as two processes would have.
       const instance = Effect.fnUntraced(function*() {
-        const redis = yield* RedisService.make({ ...fast, url: server.url })
+        const redis = yield* RedisService.make({ ...fastOptions, url: server.url })
         const subscriber = yield* RedisSubscriber.make(redis)
         const cache = yield* RedisCache.make({
           prefix: "user",

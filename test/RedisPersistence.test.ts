@@ -14,16 +14,7 @@ import * as RedisPersistence from "../src/RedisPersistence.ts"
 import { RedisService } from "../src/RedisService.ts"
 import * as ChaosProxy from "../src/testing/ChaosProxy.ts"
 import * as RedisTestServer from "../src/testing/RedisTestServer.ts"
-import { sleepReal, waitUntil } from "./helpers.ts"
-
-const fast = {
-  connectTimeout: "1 second",
-  commandTimeout: "1 second",
-  acquireTimeout: "500 millis",
-  reconnect: { base: "50 millis", factor: 2, cap: "400 millis", jitter: false, debounce: "20 millis" },
-  heartbeat: { interval: "200 millis", timeout: "100 millis", misses: 2 },
-  breaker: { failureThreshold: 3, openDuration: "300 millis", maxOpenDuration: "1 second" }
-} satisfies RedisOptions
+import { fastOptions, sleepReal, waitUntil } from "./helpers.ts"
 
 /** A server, a chaos proxy in front of it, and `RedisService` + effect's `Redis` built on the proxy. */
 const setup = (options: RedisOptions = {}) =>
@@ -31,7 +22,9 @@ const setup = (options: RedisOptions = {}) =>
     const server = yield* RedisTestServer.make()
     const proxy = yield* ChaosProxy.make({ target: server })
     const context = yield* Layer.build(
-      RedisPersistence.layer.pipe(Layer.provideMerge(RedisService.layer({ ...fast, ...options, url: proxy.url })))
+      RedisPersistence.layer.pipe(
+        Layer.provideMerge(RedisService.layer({ ...fastOptions, ...options, url: proxy.url }))
+      )
     )
     const redis = Context.get(context, RedisService)
     const effectRedis = Context.get(context, Redis.Redis)

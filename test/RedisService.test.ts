@@ -9,38 +9,16 @@ import * as Metrics from "../src/Metrics.ts"
 import * as RedisService from "../src/RedisService.ts"
 import * as ChaosProxy from "../src/testing/ChaosProxy.ts"
 import * as RedisTestServer from "../src/testing/RedisTestServer.ts"
+import { failureTag, fastOptions, sleepReal, waitUntil } from "./helpers.ts"
 
-// Fast settings so that fault tests finish in seconds.
+// `fastOptions`, with a breaker that opens after 5 failures rather than 3.
 const fast = {
-  connectTimeout: "1 second",
-  commandTimeout: "1 second",
-  acquireTimeout: "500 millis",
-  reconnect: { base: "50 millis", factor: 2, cap: "400 millis", jitter: false, debounce: "20 millis" },
-  heartbeat: { interval: "200 millis", timeout: "100 millis", misses: 2 },
-  breaker: { failureThreshold: 5, openDuration: "300 millis", maxOpenDuration: "1 second" }
+  ...fastOptions,
+  breaker: { ...fastOptions.breaker, failureThreshold: 5 }
 } satisfies RedisOptions
 
 /** Builds the service in the current scope. */
 const service = (options: RedisOptions) => RedisService.make(options)
-
-const sleep = (millis: number) => Effect.promise(() => new Promise((resolve) => setTimeout(resolve, millis)))
-
-const waitFor = <A, E>(effect: Effect.Effect<A, E>, predicate: (a: A) => boolean, timeoutMillis = 5_000) =>
-  Effect.gen(function*() {
-    const deadline = Date.now() + timeoutMillis
-    while (true) {
-      const value = yield* effect
-      if (predicate(value)) return value
-      if (Date.now() > deadline) return yield* Effect.die(new Error(`condition not met within ${timeoutMillis} ms`))
-      yield* sleep(10)
-    }
-  })
-
-const failureTag = <A, E extends { readonly _tag: string }>(exit: Exit.Exit<A, E>): string | undefined => {
-  if (Exit.isSuccess(exit)) return undefined
-  const reason = exit.cause.reasons.find((r) => r._tag === "Fail")
-  return reason?._tag === "Fail" ? reason.error._tag : "defect"
-}
 
 describe("RedisService (real redis-server)", () => {
   it.live("runs the typed operations", () =>
@@ -53,7 +31,10 @@ describe("RedisService (real redis-server)", () => {
       assert.isFalse(yield* redis.set("a", "2", { mode: "NX" }))
       assert.isTrue(yield* redis.set("b", "2", { mode: "NX", ttl: "10 seconds" }))
       assert.isFalse(yield* redis.set("c", "3", { mode: "XX" }))
-      assert.deepStrictEqual(yield* redis.mget(["a", "missing", "b"]), [Option.some("1"), Option.none(), Option.some("2")])
+      assert.deepStrictEqual(
+        yield* redis.mget(["a", "missing", "b"]),
+        [Option.some("1"), Option.none(), Option.some("2")]
+      )
       assert.deepStrictEqual(yield* redis.mget([]), [])
       assert.strictEqual(yield* redis.incr("n"), 1)
       assert.strictEqual(yield* redis.incr("n", 41), 42)
@@ -100,7 +81,9 @@ describe("RedisService (real redis-server)", () => {
       assert.strictEqual(failureTag(exit), "ReplyError")
       if (Exit.isFailure(exit)) {
         const reason = exit.cause.reasons.find((r) => r._tag === "Fail")
-        if (reason?._tag === "Fail" && reason.error._tag === "ReplyError") assert.strictEqual(reason.error.code, "READONLY")
+        if (reason?._tag === "Fail" && reason.error._tag === "ReplyError") {
+          assert.strictEqual(reason.error.code, "READONLY")
+        }
       }
       const health = yield* redis.health
       assert.strictEqual(health.reconnects, 0)
@@ -135,7 +118,7 @@ describe("RedisService (real redis-server)", () => {
       })).pipe(Effect.provideService(Metric.FiberRuntimeMetrics, tracker))
       // The scope is closed: the socket is gone and every fiber the layer started has ended.
       assert.strictEqual(fibers, 0)
-      assert.strictEqual(yield* waitFor(server.clientCount, (n) => n === 0, 2_000), 0)
+      assert.strictEqual(yield* waitUntil(server.clientCount, (n) => n === 0, 2_000), 0)
     }).pipe(Effect.scoped))
 
   it.live("ECONNRESET on an in-flight INCR is a ConnectionReset (sent) and is never applied twice", () =>
@@ -146,7 +129,7 @@ describe("RedisService (real redis-server)", () => {
       yield* redis.set("counter", "0")
       yield* proxy.latency(300)
       const incr = yield* Effect.forkChild(Effect.exit(redis.incr("counter")))
-      yield* sleep(100)
+      yield* sleepReal(100)
       yield* proxy.resetAll
       yield* proxy.restore
       const exit = yield* Fiber.join(incr)
@@ -155,7 +138,7 @@ describe("RedisService (real redis-server)", () => {
         const reason = exit.cause.reasons.find((r) => r._tag === "Fail")
         if (reason?._tag === "Fail" && reason.error._tag === "ConnectionReset") assert.isTrue(reason.error.sent)
       }
-      yield* waitFor(redis.health, (h) => h.connection === "ready")
+      yield* waitUntil(redis.health, (h) => h.connection === "ready")
       const value = Number(Option.getOrThrow(yield* redis.get("counter")))
       assert.isTrue(value <= 1, `INCR applied ${value} times`)
       assert.strictEqual((yield* redis.health).reconnects, 1)
@@ -171,7 +154,7 @@ describe("RedisService (real redis-server)", () => {
         "local start = t[1] * 1000000 + t[2]; local now = start; " +
         "while now - start < 300000 do t = redis.call('TIME'); now = t[1] * 1000000 + t[2] end; return 1"
       const running = yield* Effect.forkChild(Effect.exit(redis.command("EVAL", [script, 1, "applied"])))
-      yield* sleep(100)
+      yield* sleepReal(100)
       yield* proxy.resetAll
       const exit = yield* Fiber.join(running)
       assert.strictEqual(failureTag(exit), "ConnectionReset")
@@ -179,7 +162,7 @@ describe("RedisService (real redis-server)", () => {
         const reason = exit.cause.reasons.find((r) => r._tag === "Fail")
         if (reason?._tag === "Fail" && reason.error._tag === "ConnectionReset") assert.isTrue(reason.error.sent)
       }
-      yield* waitFor(redis.health, (h) => h.connection === "ready", 5_000)
+      yield* waitUntil(redis.health, (h) => h.connection === "ready", 5_000)
       // Applied by the server, and not resent by the layer.
       assert.deepStrictEqual(yield* redis.get("applied"), Option.some("1"))
     }))
@@ -199,9 +182,9 @@ describe("RedisService (real redis-server)", () => {
       yield* proxy.blackhole
       yield* Effect.exit(redis.get("k"))
       yield* Effect.exit(redis.get("k"))
-      yield* waitFor(redis.health, (h) => h.reconnects >= 1, 5_000)
+      yield* waitUntil(redis.health, (h) => h.reconnects >= 1, 5_000)
       yield* proxy.restore
-      yield* waitFor(redis.health, (h) => h.connection === "ready" && h.circuit === "closed", 10_000)
+      yield* waitUntil(redis.health, (h) => h.connection === "ready" && h.circuit === "closed", 10_000)
       assert.deepStrictEqual(yield* redis.get("k"), Option.some("v"))
     }))
 
@@ -213,7 +196,7 @@ describe("RedisService (real redis-server)", () => {
       yield* redis.set("key", "value")
       yield* proxy.latency(300)
       const get = yield* Effect.forkChild(redis.get("key"))
-      yield* sleep(100)
+      yield* sleepReal(100)
       yield* proxy.resetAll
       yield* proxy.restore
       assert.deepStrictEqual(yield* Fiber.join(get), Option.some("value"))
@@ -232,7 +215,7 @@ describe("RedisService (real redis-server)", () => {
       const gets = yield* Effect.forkChild(
         Effect.forEach(Array.from({ length: 20 }), () => redis.get("key"), { concurrency: "unbounded" })
       )
-      yield* sleep(100)
+      yield* sleepReal(100)
       yield* proxy.resetAll
       yield* proxy.restore
       const values = yield* Fiber.join(gets)
@@ -248,7 +231,7 @@ describe("RedisService (real redis-server)", () => {
       const redis = yield* service({ ...fast, url: server.url })
       yield* redis.set("k", "v")
       assert.strictEqual(yield* server.killClients("normal"), 1)
-      yield* waitFor(redis.health, (h) => h.connectionsOpened === 2 && h.connection === "ready")
+      yield* waitUntil(redis.health, (h) => h.connectionsOpened === 2 && h.connection === "ready")
       assert.deepStrictEqual(yield* redis.get("k"), Option.some("v"))
       assert.strictEqual((yield* redis.health).reconnects, 1)
     })))
@@ -260,13 +243,13 @@ describe("RedisService (real redis-server)", () => {
       yield* redis.set("k", "v")
       yield* server.pause
       const frozenAt = Date.now()
-      yield* waitFor(redis.health, (h) => h.connection !== "ready", 3_000)
+      yield* waitUntil(redis.health, (h) => h.connection !== "ready", 3_000)
       const detection = Date.now() - frozenAt
       // interval 200 ms x 2 misses + 100 ms timeout = 500 ms, plus slack for a loaded machine (the exact bound is
       // proven under TestClock in Heartbeat.test.ts).
       assert.isTrue(detection <= 1_500, `detected after ${detection} ms`)
       yield* server.resume
-      yield* waitFor(redis.health, (h) => h.connection === "ready" && h.circuit === "closed", 5_000)
+      yield* waitUntil(redis.health, (h) => h.connection === "ready" && h.circuit === "closed", 5_000)
       assert.deepStrictEqual(yield* redis.get("k"), Option.some("v"))
     })))
 
@@ -290,7 +273,7 @@ describe("RedisService (real redis-server)", () => {
       const redis = yield* service({ ...fast, url: server.url })
       yield* redis.set("k", "v")
       yield* server.stop
-      yield* waitFor(redis.health, (h) => h.circuit === "open", 5_000)
+      yield* waitUntil(redis.health, (h) => h.circuit === "open", 5_000)
       const started = Date.now()
       const exits = yield* Effect.forEach(
         Array.from({ length: 200 }),
@@ -302,7 +285,7 @@ describe("RedisService (real redis-server)", () => {
       assert.deepStrictEqual([...tags], ["CircuitOpen"])
       assert.isTrue(elapsed < 1_000, `200 rejected calls took ${elapsed} ms`)
       yield* server.start
-      yield* waitFor(redis.health, (h) => h.circuit === "closed" && h.connection === "ready", 5_000)
+      yield* waitUntil(redis.health, (h) => h.circuit === "closed" && h.connection === "ready", 5_000)
       assert.deepStrictEqual(yield* redis.get("k"), Option.none()) // no persistence: the restarted server is empty
     })))
 
@@ -325,13 +308,13 @@ describe("RedisService (real redis-server)", () => {
             while (Date.now() < deadline) {
               calls++
               yield* Effect.exit(redis.get("k"))
-              yield* sleep(20)
+              yield* sleepReal(20)
             }
           }),
         { concurrency: "unbounded", discard: true }
       )
       yield* proxy.restore
-      yield* waitFor(redis.health, (h) => h.connection === "ready" && h.circuit === "closed", 5_000)
+      yield* waitUntil(redis.health, (h) => h.connection === "ready" && h.circuit === "closed", 5_000)
       const refused = (yield* Metric.value(
         Metric.withAttributes(Metrics.connectFailures, { error: "ConnectionRefused" })
       )).count
@@ -352,7 +335,7 @@ describe("RedisService (real redis-server)", () => {
       const exit = yield* Effect.exit(redis.get("k"))
       assert.include(["ConnectionTimeout", "CircuitOpen"], failureTag(exit))
       yield* server.start
-      yield* waitFor(redis.health, (h) => h.connection === "ready" && h.circuit === "closed", 5_000)
+      yield* waitUntil(redis.health, (h) => h.connection === "ready" && h.circuit === "closed", 5_000)
       assert.deepStrictEqual(yield* redis.get("k"), Option.none())
     })))
 })

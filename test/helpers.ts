@@ -1,8 +1,20 @@
 /**
- * Helpers for tests that mix real I/O with TestClock: waiting uses real timers, never Effect's Clock, so it works
- * whether or not the clock is a TestClock.
+ * Helpers shared by the tests: fast resilience options, and probes for tests that mix real I/O with TestClock.
+ * Waiting uses real timers, never Effect's Clock, so it works whether or not the clock is a TestClock.
  */
 import { Effect, Exit } from "effect"
+import * as Net from "node:net"
+import type { RedisOptions } from "../src/index.ts"
+
+/** Fast settings so that fault tests finish in seconds; tests override what they need (`{ ...fastOptions, ... }`). */
+export const fastOptions = {
+  connectTimeout: "1 second",
+  commandTimeout: "1 second",
+  acquireTimeout: "500 millis",
+  reconnect: { base: "50 millis", factor: 2, cap: "400 millis", jitter: false, debounce: "20 millis" },
+  heartbeat: { interval: "200 millis", timeout: "100 millis", misses: 2 },
+  breaker: { failureThreshold: 3, openDuration: "300 millis", maxOpenDuration: "1 second" }
+} satisfies RedisOptions
 
 /** Sleeps for real, outside Effect's Clock. */
 export const sleepReal = (millis: number): Effect.Effect<void> =>
@@ -20,7 +32,9 @@ export const waitUntil = <A, E, R>(
       const value = yield* effect
       if (predicate(value)) return value
       if (Date.now() > deadline) {
-        return yield* Effect.die(new Error(`condition not met within ${timeoutMillis} ms; last value: ${JSON.stringify(value)}`))
+        return yield* Effect.die(
+          new Error(`condition not met within ${timeoutMillis} ms; last value: ${JSON.stringify(value)}`)
+        )
       }
       yield* sleepReal(5)
     }
@@ -31,4 +45,27 @@ export const failureTag = <A, E extends { readonly _tag: string }>(exit: Exit.Ex
   if (Exit.isSuccess(exit)) return undefined
   const reason = exit.cause.reasons.find((r) => r._tag === "Fail")
   return reason?._tag === "Fail" ? reason.error._tag : "defect"
+}
+
+/** Result of a raw TCP connect to a loopback port: "connected" or the error code (e.g. "ECONNREFUSED"). */
+export const tcpConnect = (port: number): Effect.Effect<string> =>
+  Effect.promise(() =>
+    new Promise<string>((resolve) => {
+      const socket = Net.connect({ host: "127.0.0.1", port })
+      socket.once("connect", () => {
+        socket.destroy()
+        resolve("connected")
+      })
+      socket.once("error", (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message))
+    })
+  )
+
+/** Whether a process with this id exists (signal 0 probes without sending anything). */
+export const processExists = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
 }

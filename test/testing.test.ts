@@ -8,6 +8,7 @@ import { Redis, type RedisOptions } from "ioredis"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
 import { ChaosProxy, RedisTestServer } from "../src/testing/index.ts"
+import { processExists, sleepReal, tcpConnect } from "./helpers.ts"
 
 // ---------------------------------------------------------------------------------------------------------------------
 // helpers (real timers only)
@@ -35,8 +36,6 @@ const settleWithin = <A>(promise: Promise<A>, millis: number): Effect.Effect<Out
       )
     })
   )
-
-const sleepReal = (millis: number) => Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, millis)))
 
 /** Polls `check` on real timers until it returns true; false after `millis`. */
 const eventually = (check: Effect.Effect<boolean>, millis = 2_000) =>
@@ -73,19 +72,6 @@ const client = (url: string, options: Options = {}) =>
 const connected = (url: string, options: Options = {}) =>
   Effect.tap(client(url, options), (redis) => Effect.promise(() => redis.connect()))
 
-/** Result of a raw TCP connect: "connected" or the error code (e.g. "ECONNREFUSED"). */
-const tcpConnect = (port: number) =>
-  Effect.promise(() =>
-    new Promise<string>((resolve) => {
-      const socket = Net.connect({ host: "127.0.0.1", port })
-      socket.once("connect", () => {
-        socket.destroy()
-        resolve("connected")
-      })
-      socket.once("error", (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message))
-    })
-  )
-
 /** Starts listening for `event` now; the returned effect waits (real timers) until it fired. */
 const nextEvent = <A = unknown>(emitter: NodeJS.EventEmitter, event: string, millis = 2_000) => {
   const promise = new Promise<A>((resolve) => emitter.once(event, resolve))
@@ -93,15 +79,6 @@ const nextEvent = <A = unknown>(emitter: NodeJS.EventEmitter, event: string, mil
     if (outcome._tag !== "Ok") throw new Error(`no "${event}" event within ${millis} ms`)
     return outcome.value
   })
-}
-
-const processExists = (pid: number) => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
 }
 
 const errorText = (outcome: Outcome<unknown>) => outcome._tag === "Error" ? String(outcome.error) : outcome._tag

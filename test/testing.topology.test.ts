@@ -9,8 +9,8 @@ import { assert, describe, it } from "@effect/vitest"
 import { Clock, Effect } from "effect"
 import { Cluster, Redis } from "ioredis"
 import * as Fs from "node:fs"
-import * as Net from "node:net"
 import { RedisTestCluster, RedisTestSentinel } from "../src/testing/index.ts"
+import { processExists, tcpConnect } from "./helpers.ts"
 
 // ---------------------------------------------------------------------------------------------------------------------
 // helpers (real timers only)
@@ -35,28 +35,6 @@ const connected = (port: number) =>
     }),
     (redis) => Effect.sync(() => redis.disconnect())
   )
-
-/** Result of a raw TCP connect: "connected" or the error code (e.g. "ECONNREFUSED"). */
-const tcpConnect = (port: number) =>
-  Effect.promise(() =>
-    new Promise<string>((resolve) => {
-      const socket = Net.connect({ host: "127.0.0.1", port })
-      socket.once("connect", () => {
-        socket.destroy()
-        resolve("connected")
-      })
-      socket.once("error", (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message))
-    })
-  )
-
-const processExists = (pid: number) => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
 
 /** Real elapsed milliseconds of `effect` (never Effect's `Clock`, which may be a `TestClock`). */
 const timed = <A, E, R>(effect: Effect.Effect<A, E, R>) =>

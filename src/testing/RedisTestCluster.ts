@@ -11,13 +11,11 @@
  * @since 0.1.0
  */
 import { type ChildProcess, spawn } from "node:child_process"
-import * as Fs from "node:fs"
-import * as Net from "node:net"
-import * as Os from "node:os"
 import * as Path from "node:path"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Scope from "effect/Scope"
+import * as Process from "./internal/process.ts"
 import * as RedisTestServer from "./RedisTestServer.ts"
 
 /**
@@ -104,12 +102,11 @@ export class RedisTestClusterError extends Data.TaggedError("RedisTestClusterErr
   readonly cause?: unknown
 }> {}
 
-const host = "127.0.0.1"
+const host = Process.host
 const slotCount = 16_384
 const formTimeoutMillis = 30_000
 const createTimeoutMillis = 30_000
 const failoverTimeoutMillis = 20_000
-const pollMillis = 50
 const portAttempts = 5
 // Client ports 10000-22767 put the cluster bus (port + 10000) at 20000-32767: both stay below Linux'
 // ephemeral range (32768-60999), so outgoing connections never hold them, and the bus port stays
@@ -117,7 +114,6 @@ const portAttempts = 5
 const minPort = 10_000
 const maxPort = 22_767
 const busOffset = 10_000
-const outputTailLength = 4_000
 
 /**
  * Starts `masters * (1 + replicasPerMaster)` cluster-enabled `redis-server`s (persistence off,
@@ -172,13 +168,7 @@ export const make: (
   const total = mastersCount * (1 + replicasPerMaster)
 
   const scope = yield* Scope.Scope
-  const dir = yield* Effect.acquireRelease(
-    Effect.try({
-      try: () => Fs.mkdtempSync(Path.join(Os.tmpdir(), "redis-test-cluster-")),
-      catch: (cause) => new RedisTestClusterError({ message: `could not create a temporary directory: ${cause}`, cause })
-    }),
-    (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
-  )
+  const dir = yield* Process.tempDir("redis-test-cluster-", RedisTestClusterError)
   // Ports handed to this cluster's nodes, so that nodes started together never pick the same one. (Another cluster
   // starting at the same time may still race for a port: the bind fails and `startNode` picks another.)
   const ports = new Set<number>()
@@ -247,23 +237,16 @@ export const make: (
   const live = () => servers.filter((server) => !down.has(server.port))
 
   const ask = (server: RedisTestServer.RedisTestServer, ...args: ReadonlyArray<string>) =>
-    Effect.mapError(
-      server.command(...args),
-      (cause) =>
-        new RedisTestClusterError({
-          message: `${args.join(" ")} on ${host}:${server.port} failed: ${cause.message}`,
-          cause
-        })
-    )
+    Process.ask(server, args, RedisTestClusterError)
 
   const viewOf = (server: RedisTestServer.RedisTestServer) =>
     Effect.map(ask(server, "CLUSTER", "NODES"), (reply) => parseClusterNodes(String(reply)))
 
   const clusterInfo = (server: RedisTestServer.RedisTestServer) =>
-    Effect.map(ask(server, "CLUSTER", "INFO"), (reply) => parseInfo(String(reply)))
+    Effect.map(ask(server, "CLUSTER", "INFO"), (reply) => Process.parseInfo(String(reply)))
 
   const replicationInfo = (server: RedisTestServer.RedisTestServer) =>
-    Effect.map(ask(server, "INFO", "replication"), (reply) => parseInfo(String(reply)))
+    Effect.map(ask(server, "INFO", "replication"), (reply) => Process.parseInfo(String(reply)))
 
   /** Why `server` is not ready yet, or `undefined` when it is. */
   const notReady = Effect.fnUntraced(function*(server: RedisTestServer.RedisTestServer) {
@@ -298,13 +281,14 @@ export const make: (
     return undefined
   })
 
-  yield* poll(
+  yield* Process.poll(
     Effect.map(
       Effect.forEach(servers, notReady, { concurrency: "unbounded" }),
       (reasons) => reasons.find((reason) => reason !== undefined)
     ),
     formTimeoutMillis,
-    (reason) => `the cluster did not form within ${formTimeoutMillis} ms: ${reason}`
+    (reason) => `the cluster did not form within ${formTimeoutMillis} ms: ${reason}`,
+    RedisTestClusterError
   )
 
   // Identity and formation roles, from one node's (now consistent) view.
@@ -399,13 +383,14 @@ export const make: (
       }
       return undefined
     })
-    yield* poll(
+    yield* Process.poll(
       Effect.suspend(() => {
         promoted = undefined
         return check
       }),
       timeout,
-      (reason) => `no failover of the master on port ${oldMasterPort} within ${timeout} ms: ${reason}`
+      (reason) => `no failover of the master on port ${oldMasterPort} within ${timeout} ms: ${reason}`,
+      RedisTestClusterError
     )
     return promoted!
   })
@@ -454,72 +439,27 @@ const parseClusterNodes = (reply: string): Array<NodeView> =>
 const slotTotal = (slots: ReadonlyArray<readonly [number, number]>) =>
   slots.reduce((sum, [from, to]) => sum + to - from + 1, 0)
 
-/** Parses `INFO` / `CLUSTER INFO` output into `field -> value`. */
-const parseInfo = (reply: string): Record<string, string> => {
-  const fields: Record<string, string> = {}
-  for (const line of reply.split("\n")) {
-    const index = line.indexOf(":")
-    if (index > 0 && !line.startsWith("#")) fields[line.slice(0, index)] = line.slice(index + 1).trim()
-  }
-  return fields
-}
-
-/** Sleeps on a real timer: Effect's `Clock` may be a `TestClock` that never advances. */
-const sleepReal = (millis: number): Effect.Effect<void> =>
-  Effect.callback<void>((resume) => {
-    const timer = setTimeout(() => resume(Effect.void), millis)
-    return Effect.sync(() => clearTimeout(timer))
-  })
-
-/**
- * Runs `check` every 50 ms (real time) until it returns `undefined` (ready); fails with
- * `message(lastReason)` after `timeoutMillis`. A failing check counts as "not ready yet".
- */
-const poll = (
-  check: Effect.Effect<string | undefined, RedisTestClusterError>,
-  timeoutMillis: number,
-  message: (reason: string) => string
-): Effect.Effect<void, RedisTestClusterError> =>
-  Effect.gen(function*() {
-    const deadline = Date.now() + timeoutMillis
-    while (true) {
-      const reason = yield* check.pipe(Effect.catch((error) => Effect.succeed(error.message)))
-      if (reason === undefined) return
-      if (Date.now() >= deadline) return yield* new RedisTestClusterError({ message: message(reason) })
-      yield* sleepReal(pollMillis)
-    }
-  })
-
-const canListen = (port: number): Effect.Effect<boolean> =>
-  Effect.callback<boolean>((resume) => {
-    const server = Net.createServer()
-    server.once("error", () => resume(Effect.succeed(false)))
-    server.listen(port, host, () => server.close(() => resume(Effect.succeed(true))))
-  })
-
 /** A random port in 10000-22767, not in `taken`, that is free, with its cluster bus port (+10000) free too. */
 const pickPort = (taken: ReadonlySet<number>): Effect.Effect<number, RedisTestClusterError> =>
   Effect.gen(function*() {
     for (let attempt = 0; attempt < 100; attempt++) {
       const port = minPort + Math.floor(Math.random() * (maxPort - minPort + 1))
       if (taken.has(port)) continue
-      if ((yield* canListen(port)) && (yield* canListen(port + busOffset))) return port
+      if ((yield* Process.canListen(port)) && (yield* Process.canListen(port + busOffset))) return port
     }
     return yield* new RedisTestClusterError({
       message: `found no free port pair (port and port + ${busOffset}) in ${minPort}-${maxPort}`
     })
   })
 
-const hasExited = (child: ChildProcess): boolean => child.exitCode !== null || child.signalCode !== null
-
 /** Runs `redis-cli args` to completion (at most `timeoutMillis`), failing with its output on a non-zero exit. */
 const runRedisCli = (args: ReadonlyArray<string>, timeoutMillis: number) =>
   Effect.callback<void, RedisTestClusterError>((resume) => {
     let output = ""
     const append = (chunk: Buffer) => {
-      output = (output + chunk.toString("utf8")).slice(-outputTailLength)
+      output = Process.appendOutput(output, chunk)
     }
-    const tail = () => output.trim() === "" ? " (no output)" : `; output:\n${output.trim()}`
+    const tail = () => Process.outputTail(output, "output")
     let child: ChildProcess
     try {
       child = spawn("redis-cli", args, { stdio: ["ignore", "pipe", "pipe"] })
@@ -532,7 +472,9 @@ const runRedisCli = (args: ReadonlyArray<string>, timeoutMillis: number) =>
     const timer = setTimeout(() => {
       child.kill("SIGKILL")
       resume(Effect.fail(
-        new RedisTestClusterError({ message: `redis-cli ${args.join(" ")} did not finish within ${timeoutMillis} ms${tail()}` })
+        new RedisTestClusterError({
+          message: `redis-cli ${args.join(" ")} did not finish within ${timeoutMillis} ms${tail()}`
+        })
       ))
     }, timeoutMillis)
     child.once("error", (cause) => {
@@ -553,18 +495,9 @@ const runRedisCli = (args: ReadonlyArray<string>, timeoutMillis: number) =>
     })
     return Effect.sync(() => {
       clearTimeout(timer)
-      if (!hasExited(child)) child.kill("SIGKILL")
+      if (!Process.hasExited(child)) child.kill("SIGKILL")
     })
   })
 
 const redisCliError = (cause: unknown): RedisTestClusterError =>
-  cause instanceof Error && "code" in cause && cause.code === "ENOENT"
-    ? new RedisTestClusterError({
-      message: `redis-cli was not found on PATH. Install it, e.g. "apt-get install redis-tools" (Debian/Ubuntu) ` +
-        `or "brew install redis" (macOS).`,
-      cause
-    })
-    : new RedisTestClusterError({
-      message: `could not run redis-cli: ${cause instanceof Error ? cause.message : String(cause)}`,
-      cause
-    })
+  new RedisTestClusterError({ message: Process.spawnErrorMessage("redis-cli", cause, "redis-tools", "run"), cause })

@@ -11,18 +11,16 @@
  *
  * @since 0.1.0
  */
-import { type ChildProcess, spawn } from "node:child_process"
+import type { ChildProcess } from "node:child_process"
 import * as Crypto from "node:crypto"
 import * as Fs from "node:fs"
-import * as Net from "node:net"
-import * as Os from "node:os"
 import * as Path from "node:path"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Scope from "effect/Scope"
 import * as Semaphore from "effect/Semaphore"
-import { Redis } from "ioredis"
+import * as Process from "./internal/process.ts"
 import * as RedisTestServer from "./RedisTestServer.ts"
 
 /**
@@ -108,15 +106,12 @@ export class RedisTestSentinelError extends Data.TaggedError("RedisTestSentinelE
   readonly cause?: unknown
 }> {}
 
-const host = "127.0.0.1"
+const host = Process.host
 const formTimeoutMillis = 30_000
 const failoverTimeoutMillis = 20_000
 const readyTimeoutMillis = 5_000
 const adminTimeoutMillis = 5_000
-const exitTimeoutMillis = 2_000
-const pollMillis = 50
 const portAttempts = 5
-const outputTailLength = 4_000
 
 /**
  * Starts a master and a replica (`redis-server`, persistence off, `repl-diskless-sync-delay 0` so the
@@ -166,17 +161,13 @@ export const make: (
     return yield* invalid(`failoverTimeout must be a positive integer number of milliseconds, got ${failoverTimeout}`)
   }
   if (!/^[A-Za-z0-9._-]+$/.test(name)) {
-    return yield* invalid(`name must be non-empty and use only letters, digits, ".", "_" and "-", got ${JSON.stringify(name)}`)
+    return yield* invalid(
+      `name must be non-empty and use only letters, digits, ".", "_" and "-", got ${JSON.stringify(name)}`
+    )
   }
 
   const scope = yield* Scope.Scope
-  const dir = yield* Effect.acquireRelease(
-    Effect.try({
-      try: () => Fs.mkdtempSync(Path.join(Os.tmpdir(), "redis-test-sentinel-")),
-      catch: (cause) => new RedisTestSentinelError({ message: `could not create a temporary directory: ${cause}`, cause })
-    }),
-    (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
-  )
+  const dir = yield* Process.tempDir("redis-test-sentinel-", RedisTestSentinelError)
   // Child scopes close in parallel within, and in reverse order between: sentinels first, then servers.
   const serversScope = yield* Scope.fork(scope, "parallel")
 
@@ -191,24 +182,23 @@ export const make: (
   const replica = yield* startServer("replica", ["--replicaof", host, String(master.port)])
 
   const ask = (server: RedisTestServer.RedisTestServer, ...args: ReadonlyArray<string>) =>
-    Effect.mapError(
-      server.command(...args),
-      (cause) =>
-        new RedisTestSentinelError({ message: `${args.join(" ")} on ${host}:${server.port} failed: ${cause.message}`, cause })
-    )
+    Process.ask(server, args, RedisTestSentinelError)
 
   // Sentinels read the master's INFO once on connect (then every 10 s): the replica must be listed by then.
-  yield* poll(
+  yield* Process.poll(
     Effect.gen(function*() {
-      const replication = parseInfo(String(yield* ask(replica, "INFO", "replication")))
-      if (replication.master_link_status !== "up") return `replica: master_link_status:${replication.master_link_status}`
+      const replication = Process.parseInfo(String(yield* ask(replica, "INFO", "replication")))
+      if (replication.master_link_status !== "up") {
+        return `replica: master_link_status:${replication.master_link_status}`
+      }
       if (replication.master_sync_in_progress !== "0") return "replica: initial sync in progress"
-      const onMaster = parseInfo(String(yield* ask(master, "INFO", "replication")))
+      const onMaster = Process.parseInfo(String(yield* ask(master, "INFO", "replication")))
       if (!(onMaster.slave0 ?? "").includes("state=online")) return "master: replica not online"
       return undefined
     }),
     formTimeoutMillis,
-    (reason) => `the replica did not sync within ${formTimeoutMillis} ms: ${reason}`
+    (reason) => `the replica did not sync within ${formTimeoutMillis} ms: ${reason}`,
+    RedisTestSentinelError
   )
 
   const sentinelsScope = yield* Scope.fork(scope, "parallel")
@@ -239,7 +229,7 @@ export const make: (
   const startSentinels = Effect.fnUntraced(function*(group: Scope.Scope) {
     const ports: Array<number> = []
     while (ports.length < count) {
-      const port = yield* freePort
+      const port = yield* Process.freePort(RedisTestSentinelError)
       if (!ports.includes(port)) ports.push(port)
     }
     const ids = ports.map(() => Crypto.randomBytes(20).toString("hex"))
@@ -267,7 +257,7 @@ export const make: (
 
   const running = Effect.filter(sentinels, (sentinel) => Effect.map(sentinel.pid, (pid) => pid !== undefined))
 
-  yield* poll(
+  yield* Process.poll(
     Effect.gen(function*() {
       for (const sentinel of sentinels) {
         const fields = fieldsOf(yield* sentinel.command("SENTINEL", "MASTER", name))
@@ -286,7 +276,8 @@ export const make: (
       return undefined
     }),
     formTimeoutMillis,
-    (reason) => `the sentinels did not agree within ${formTimeoutMillis} ms: ${reason}`
+    (reason) => `the sentinels did not agree within ${formTimeoutMillis} ms: ${reason}`,
+    RedisTestSentinelError
   )
 
   const addressFrom = (sentinel: RedisTestSentinelNode) =>
@@ -319,7 +310,7 @@ export const make: (
       })
     }
     const promoted = servers.find((server) => server.port !== oldMasterPort)!
-    yield* poll(
+    yield* Process.poll(
       Effect.gen(function*() {
         const live = yield* running
         if (live.length === 0) return "every sentinel is stopped"
@@ -335,7 +326,8 @@ export const make: (
         return undefined
       }),
       timeout,
-      (reason) => `no failover from the master on port ${oldMasterPort} within ${timeout} ms: ${reason}`
+      (reason) => `no failover from the master on port ${oldMasterPort} within ${timeout} ms: ${reason}`,
+      RedisTestSentinelError
     )
     return promoted
   })
@@ -359,57 +351,55 @@ export const make: (
  * says) and waits until it answers PING. The scope kills it.
  */
 const makeSentinel = Effect.fnUntraced(function*(file: string, port: number, text: string) {
-  const spawned = new Set<ChildProcess>()
-  const admins = new Set<Redis>()
   let current: ChildProcess | undefined
   let closed = false
   let output = ""
-  yield* Effect.addFinalizer(() =>
-    Effect.gen(function*() {
-      closed = true
-      current = undefined
-      for (const client of admins) client.disconnect()
-      admins.clear()
-      for (const child of spawned) yield* terminate(child)
-      spawned.clear()
+  const owned = yield* Process.makeOwned(() => {
+    closed = true
+    current = undefined
+  })
+
+  /** One command on a fresh connection (RESP2), closed afterwards; fails after `timeoutMillis`. */
+  const admin = (args: ReadonlyArray<string>, timeoutMillis: number) =>
+    Process.admin({
+      clients: owned.clients,
+      port,
+      timeoutMillis,
+      run: (client) => client.call(args[0]!, ...args.slice(1)),
+      quit: false,
+      timeoutMessage: `sentinel ${host}:${port} did not answer within ${timeoutMillis} ms`,
+      failureMessage: (cause) => `${args.join(" ")} on sentinel ${host}:${port} failed: ${Process.errorMessage(cause)}`,
+      error: RedisTestSentinelError
     })
-  )
 
   const launch = Effect.fnUntraced(function*() {
     if (closed) return yield* new RedisTestSentinelError({ message: "the RedisTestSentinel's scope is closed" })
     output = ""
-    const child = yield* spawnProcess("redis-server", [file, "--sentinel"], (chunk) => {
-      output = (output + chunk.toString("utf8")).slice(-outputTailLength)
+    const child = yield* Process.spawnProcess("redis-server", [file, "--sentinel"], {
+      onOutput: (chunk) => {
+        output = Process.appendOutput(output, chunk)
+      },
+      aptPackages: "redis-server redis-sentinel",
+      error: RedisTestSentinelError
     })
-    spawned.add(child)
-    child.once("exit", () => {
-      spawned.delete(child)
+    owned.track(child, () => {
       if (current === child) current = undefined
     })
     current = child
-    const deadline = Date.now() + readyTimeoutMillis
-    while (true) {
-      if (hasExited(child)) {
+    yield* Process.waitUntilAnswers(child, {
+      name: "sentinel",
+      port,
+      ping: (timeoutMillis) => admin(["PING"], timeoutMillis),
+      timeoutMillis: readyTimeoutMillis,
+      output: () => output,
+      outputLabel: "sentinel output",
+      error: RedisTestSentinelError
+    }).pipe(
+      Effect.tapError(() => {
         current = undefined
-        return yield* new RedisTestSentinelError({
-          message: `sentinel exited (${exitDescription(child)}) before answering PING on port ${port}${outputTail(output)}`
-        })
-      }
-      const remaining = deadline - Date.now()
-      if (remaining <= 0) {
-        current = undefined
-        yield* terminate(child)
-        return yield* new RedisTestSentinelError({
-          message: `sentinel did not answer PING on port ${port} within ${readyTimeoutMillis} ms${outputTail(output)}`
-        })
-      }
-      const answered = yield* admin(admins, port, ["PING"], Math.min(remaining, 1_000)).pipe(
-        Effect.as(true),
-        Effect.catch(() => Effect.succeed(false))
-      )
-      if (answered) return
-      yield* sleepReal(20)
-    }
+        return Process.terminate(child)
+      })
+    )
   })
 
   // Written once: sentinel rewrites it (known replicas, sentinels, epochs) and `start` reuses it.
@@ -426,199 +416,18 @@ const makeSentinel = Effect.fnUntraced(function*(file: string, port: number, tex
     stop: lock.withPermit(Effect.suspend(() => {
       const child = current
       current = undefined
-      return child === undefined ? Effect.void : terminate(child)
+      return child === undefined ? Effect.void : Process.terminate(child)
     })),
     start: lock.withPermit(Effect.suspend(() => current !== undefined ? Effect.void : launch())),
     command: (...args: ReadonlyArray<string>) =>
       args.length === 0
         ? Effect.fail(new RedisTestSentinelError({ message: "command needs at least a command name" }))
-        : admin(admins, port, args, adminTimeoutMillis),
+        : admin(args, adminTimeoutMillis),
     pid: Effect.sync(() => current?.pid)
   } satisfies RedisTestSentinelNode
 })
 
-/** One command on a fresh connection (RESP2), closed afterwards; fails after `timeoutMillis`. */
-const admin = (
-  admins: Set<Redis>,
-  port: number,
-  args: ReadonlyArray<string>,
-  timeoutMillis: number
-): Effect.Effect<unknown, RedisTestSentinelError> =>
-  Effect.callback<unknown, RedisTestSentinelError>((resume) => {
-    const client = new Redis({
-      host,
-      port,
-      protocol: 2,
-      disableClientInfo: true,
-      lazyConnect: true,
-      retryStrategy: () => null,
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      connectTimeout: timeoutMillis
-    })
-    client.on("error", () => {})
-    admins.add(client)
-    let done = false
-    const finish = (effect: Effect.Effect<unknown, RedisTestSentinelError>) => {
-      if (done) return
-      done = true
-      clearTimeout(timer)
-      admins.delete(client)
-      client.disconnect()
-      resume(effect)
-    }
-    const timer = setTimeout(() =>
-      finish(Effect.fail(
-        new RedisTestSentinelError({ message: `sentinel ${host}:${port} did not answer within ${timeoutMillis} ms` })
-      )), timeoutMillis)
-    const [name, ...rest] = args
-    client.connect().then(() => client.call(name!, ...rest)).then(
-      (reply) => finish(Effect.succeed(reply)),
-      (cause) =>
-        finish(Effect.fail(
-          new RedisTestSentinelError({
-            message: `${args.join(" ")} on sentinel ${host}:${port} failed: ${errorMessage(cause)}`,
-            cause
-          })
-        ))
-    )
-    return Effect.sync(() => {
-      done = true
-      clearTimeout(timer)
-      admins.delete(client)
-      client.disconnect()
-    })
-  })
-
-const spawnProcess = (binary: string, args: ReadonlyArray<string>, onOutput: (chunk: Buffer) => void) =>
-  Effect.callback<ChildProcess, RedisTestSentinelError>((resume) => {
-    let child: ChildProcess
-    try {
-      child = spawn(binary, args, { stdio: ["ignore", "pipe", "pipe"] })
-    } catch (cause) {
-      resume(Effect.fail(spawnError(binary, cause)))
-      return
-    }
-    const onSpawn = () => {
-      child.off("error", onError)
-      child.on("error", () => {})
-      resume(Effect.succeed(child))
-    }
-    const onError = (cause: unknown) => {
-      child.off("spawn", onSpawn)
-      resume(Effect.fail(spawnError(binary, cause)))
-    }
-    child.once("spawn", onSpawn)
-    child.once("error", onError)
-    child.stdout?.on("data", onOutput)
-    child.stderr?.on("data", onOutput)
-    return Effect.sync(() => {
-      child.kill("SIGKILL")
-    })
-  })
-
-/** Sleeps on a real timer: Effect's `Clock` may be a `TestClock` that never advances. */
-const sleepReal = (millis: number): Effect.Effect<void> =>
-  Effect.callback<void>((resume) => {
-    const timer = setTimeout(() => resume(Effect.void), millis)
-    return Effect.sync(() => clearTimeout(timer))
-  })
-
-/**
- * Runs `check` every 50 ms (real time) until it returns `undefined` (ready); fails with
- * `message(lastReason)` after `timeoutMillis`. A failing check counts as "not ready yet".
- */
-const poll = (
-  check: Effect.Effect<string | undefined, RedisTestSentinelError>,
-  timeoutMillis: number,
-  message: (reason: string) => string
-): Effect.Effect<void, RedisTestSentinelError> =>
-  Effect.gen(function*() {
-    const deadline = Date.now() + timeoutMillis
-    while (true) {
-      const reason = yield* check.pipe(Effect.catch((error) => Effect.succeed(error.message)))
-      if (reason === undefined) return
-      if (Date.now() >= deadline) return yield* new RedisTestSentinelError({ message: message(reason) })
-      yield* sleepReal(pollMillis)
-    }
-  })
-
-const hasExited = (child: ChildProcess): boolean => child.exitCode !== null || child.signalCode !== null
-
-const exitDescription = (child: ChildProcess): string =>
-  child.signalCode !== null ? `signal ${child.signalCode}` : `code ${child.exitCode}`
-
-/** Resolves `true` once the process has exited, `false` if it has not after `millis`. */
-const waitExit = (child: ChildProcess, millis: number): Effect.Effect<boolean> =>
-  Effect.callback<boolean>((resume) => {
-    if (hasExited(child)) {
-      resume(Effect.succeed(true))
-      return
-    }
-    const onExit = () => {
-      clearTimeout(timer)
-      resume(Effect.succeed(true))
-    }
-    const timer = setTimeout(() => {
-      child.off("exit", onExit)
-      resume(Effect.succeed(false))
-    }, millis)
-    child.once("exit", onExit)
-    return Effect.sync(() => {
-      clearTimeout(timer)
-      child.off("exit", onExit)
-    })
-  })
-
-/** SIGCONT (it may be paused), SIGTERM, then SIGKILL if it is still alive after 2 s. */
-const terminate = (child: ChildProcess): Effect.Effect<void> =>
-  Effect.gen(function*() {
-    if (hasExited(child)) return
-    child.kill("SIGCONT")
-    child.kill("SIGTERM")
-    if (yield* waitExit(child, exitTimeoutMillis)) return
-    child.kill("SIGKILL")
-    yield* waitExit(child, exitTimeoutMillis)
-  }).pipe(Effect.uninterruptible)
-
-const freePort: Effect.Effect<number, RedisTestSentinelError> = Effect.callback((resume) => {
-  const server = Net.createServer()
-  server.once("error", (cause) =>
-    resume(Effect.fail(new RedisTestSentinelError({ message: `could not find a free port: ${cause.message}`, cause }))))
-  server.listen(0, host, () => {
-    const address = server.address()
-    const port = typeof address === "object" && address !== null ? address.port : 0
-    server.close(() => resume(Effect.succeed(port)))
-  })
-})
-
 const invalid = (message: string) => Effect.fail(new RedisTestSentinelError({ message }))
-
-const spawnError = (binary: string, cause: unknown): RedisTestSentinelError =>
-  cause instanceof Error && "code" in cause && cause.code === "ENOENT"
-    ? new RedisTestSentinelError({
-      message: `${binary} was not found on PATH. Install it, e.g. "apt-get install redis-server redis-sentinel" ` +
-        `(Debian/Ubuntu) or "brew install redis" (macOS).`,
-      cause
-    })
-    : new RedisTestSentinelError({ message: `could not start ${binary}: ${errorMessage(cause)}`, cause })
-
-const errorMessage = (cause: unknown): string => cause instanceof Error ? cause.message : String(cause)
-
-const outputTail = (output: string): string => {
-  const trimmed = output.trim()
-  return trimmed === "" ? " (no output)" : `; sentinel output:\n${trimmed}`
-}
-
-/** Parses `INFO` output into `field -> value`. */
-const parseInfo = (reply: string): Record<string, string> => {
-  const fields: Record<string, string> = {}
-  for (const line of reply.split("\n")) {
-    const index = line.indexOf(":")
-    if (index > 0 && !line.startsWith("#")) fields[line.slice(0, index)] = line.slice(index + 1).trim()
-  }
-  return fields
-}
 
 /** A flat RESP2 `[field, value, ...]` reply (e.g. `SENTINEL MASTER`) as an object. */
 const fieldsOf = (reply: unknown): Record<string, string> => {

@@ -8,16 +8,13 @@
  *
  * @since 0.1.0
  */
-import { type ChildProcess, spawn } from "node:child_process"
-import * as Fs from "node:fs"
-import * as Net from "node:net"
-import * as Os from "node:os"
-import * as Path from "node:path"
+import type { ChildProcess } from "node:child_process"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import * as Semaphore from "effect/Semaphore"
-import { Redis } from "ioredis"
+import type { Redis } from "ioredis"
+import * as Process from "./internal/process.ts"
 
 /**
  * Options of {@link make}. All are optional.
@@ -92,13 +89,11 @@ export class RedisTestServerError extends Data.TaggedError("RedisTestServerError
   readonly cause?: unknown
 }> {}
 
-const host = "127.0.0.1"
+const host = Process.host
 const adminName = "redis-test-server-admin"
 const readyTimeoutMillis = 5_000
 const adminTimeoutMillis = 5_000
-const exitTimeoutMillis = 2_000
 const portAttempts = 5
-const outputTailLength = 4_000
 
 /**
  * Spawns `redis-server` on a free loopback port (or `options.port`) with persistence off (unless
@@ -130,33 +125,19 @@ export const make: (
 ) {
   const binary = options?.binary ?? "redis-server"
   const password = options?.password
-  const dir = yield* Effect.acquireRelease(
-    Effect.try({
-      try: () => Fs.mkdtempSync(Path.join(Os.tmpdir(), "redis-test-server-")),
-      catch: (cause) => new RedisTestServerError({ message: `could not create a temporary directory: ${cause}`, cause })
-    }),
-    (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
-  )
+  const dir = yield* Process.tempDir("redis-test-server-", RedisTestServerError)
 
-  const spawned = new Set<ChildProcess>()
-  const admins = new Set<Redis>()
   let current: ChildProcess | undefined
   let paused = false
   let closed = false
   let output = ""
 
-  // Registered after the temp dir, so it runs before the dir is removed.
-  yield* Effect.addFinalizer(() =>
-    Effect.gen(function*() {
-      closed = true
-      current = undefined
-      paused = false
-      for (const client of admins) client.disconnect()
-      admins.clear()
-      for (const child of spawned) yield* terminate(child)
-      spawned.clear()
-    })
-  )
+  // Made after the temp dir, so its processes are gone before the dir is removed.
+  const owned = yield* Process.makeOwned(() => {
+    closed = true
+    current = undefined
+    paused = false
+  })
 
   const serverArgs = (port: number): Array<string> => [
     "--port",
@@ -180,132 +161,46 @@ export const make: (
     ...(options?.args ?? [])
   ]
 
-  const appendOutput = (chunk: Buffer) => {
-    output = (output + chunk.toString("utf8")).slice(-outputTailLength)
-  }
-
   const admin = <A>(port: number, run: (client: Redis) => Promise<A>, timeoutMillis = adminTimeoutMillis) =>
-    Effect.callback<A, RedisTestServerError>((resume) => {
-      const client = new Redis({
-        host,
-        port,
-        password,
-        // RESP2 keeps replies in their classic shape (CONFIG GET is a flat array) and skips HELLO.
-        protocol: 2,
-        connectionName: adminName,
-        disableClientInfo: true,
-        lazyConnect: true,
-        retryStrategy: () => null,
-        enableOfflineQueue: false,
-        maxRetriesPerRequest: 0,
-        connectTimeout: timeoutMillis
-      })
-      client.on("error", () => {})
-      admins.add(client)
-      let done = false
-      const finish = (effect: Effect.Effect<A, RedisTestServerError>, quit: boolean) => {
-        if (done) return
-        done = true
-        clearTimeout(timer)
-        if (!quit) {
-          client.disconnect()
-          admins.delete(client)
-          resume(effect)
-          return
-        }
-        // Waiting for QUIT's reply means the server has dropped this connection before the next admin call.
-        // Bounded, because the server may be paused right after answering.
-        let quitTimer: ReturnType<typeof setTimeout> | undefined
-        const quitted = new Promise<void>((resolve) => {
-          quitTimer = setTimeout(resolve, 500)
-          client.quit().then(() => resolve(), () => resolve())
-        })
-        void quitted.then(() => {
-          clearTimeout(quitTimer)
-          client.disconnect()
-          admins.delete(client)
-          resume(effect)
-        })
-      }
-      const timer = setTimeout(() => {
-        const message = `admin connection to ${host}:${port} timed out after ${timeoutMillis} ms`
-        finish(Effect.fail(new RedisTestServerError({ message })), false)
-      }, timeoutMillis)
-      client.connect().then(() => run(client)).then(
-        (value) => finish(Effect.succeed(value), true),
-        (cause) =>
-          finish(
-            Effect.fail(new RedisTestServerError({ message: `admin command failed: ${errorMessage(cause)}`, cause })),
-            false
-          )
-      )
-      return Effect.sync(() => {
-        done = true
-        clearTimeout(timer)
-        admins.delete(client)
-        client.disconnect()
-      })
+    Process.admin({
+      clients: owned.clients,
+      port,
+      password,
+      connectionName: adminName,
+      timeoutMillis,
+      run,
+      quit: true,
+      timeoutMessage: `admin connection to ${host}:${port} timed out after ${timeoutMillis} ms`,
+      failureMessage: (cause) => `admin command failed: ${Process.errorMessage(cause)}`,
+      error: RedisTestServerError
     })
 
   const spawnServer = (port: number) =>
-    Effect.callback<ChildProcess, RedisTestServerError>((resume) => {
-      let child: ChildProcess
-      try {
-        child = spawn(binary, serverArgs(port), { stdio: ["ignore", "pipe", "pipe"] })
-      } catch (cause) {
-        resume(Effect.fail(spawnError(binary, cause)))
-        return
-      }
-      const onSpawn = () => {
-        child.off("error", onError)
-        child.on("error", () => {})
-        resume(Effect.succeed(child))
-      }
-      const onError = (cause: unknown) => {
-        child.off("spawn", onSpawn)
-        resume(Effect.fail(spawnError(binary, cause)))
-      }
-      child.once("spawn", onSpawn)
-      child.once("error", onError)
-      child.stdout?.on("data", appendOutput)
-      child.stderr?.on("data", appendOutput)
-      spawned.add(child)
-      child.once("exit", () => {
-        spawned.delete(child)
-        if (current === child) {
-          current = undefined
-          paused = false
-        }
-      })
-      return Effect.sync(() => {
-        child.kill("SIGKILL")
-      })
+    Process.spawnProcess(binary, serverArgs(port), {
+      onOutput: (chunk) => {
+        output = Process.appendOutput(output, chunk)
+      },
+      onChild: (child) =>
+        owned.track(child, () => {
+          if (current === child) {
+            current = undefined
+            paused = false
+          }
+        }),
+      aptPackages: "redis-server",
+      error: RedisTestServerError
     })
 
-  const waitUntilReady = Effect.fnUntraced(function*(child: ChildProcess, port: number) {
-    const deadline = Date.now() + readyTimeoutMillis
-    while (true) {
-      if (hasExited(child)) {
-        return yield* new RedisTestServerError({
-          message: `${binary} exited (${exitDescription(child)}) before answering PING on port ${port}${
-            outputTail(output)
-          }`
-        })
-      }
-      const remaining = deadline - Date.now()
-      if (remaining <= 0) {
-        return yield* new RedisTestServerError({
-          message: `${binary} did not answer PING on port ${port} within ${readyTimeoutMillis} ms${outputTail(output)}`
-        })
-      }
-      const answered = yield* admin(port, (client) => client.ping(), Math.min(remaining, 1_000)).pipe(
-        Effect.as(true),
-        Effect.catch(() => Effect.succeed(false))
-      )
-      if (answered) return
-      yield* sleepReal(20)
-    }
-  })
+  const waitUntilReady = (child: ChildProcess, port: number) =>
+    Process.waitUntilAnswers(child, {
+      name: binary,
+      port,
+      ping: (timeoutMillis) => admin(port, (client) => client.ping(), timeoutMillis),
+      timeoutMillis: readyTimeoutMillis,
+      output: () => output,
+      outputLabel: "server output",
+      error: RedisTestServerError
+    })
 
   const launch = Effect.fnUntraced(function*(port: number) {
     if (closed) {
@@ -319,7 +214,7 @@ export const make: (
       Effect.tapError(() =>
         Effect.gen(function*() {
           if (current === child) current = undefined
-          yield* terminate(child)
+          yield* Process.terminate(child)
         })
       )
     )
@@ -332,7 +227,7 @@ export const make: (
   } else {
     let attempt = 1
     while (true) {
-      const candidate = yield* freePort
+      const candidate = yield* Process.freePort(RedisTestServerError)
       const result = yield* Effect.result(launch(candidate))
       if (result._tag === "Success") {
         port = candidate
@@ -353,7 +248,7 @@ export const make: (
     const child = current
     current = undefined
     paused = false
-    return child === undefined ? Effect.void : terminate(child)
+    return child === undefined ? Effect.void : Process.terminate(child)
   })
 
   const startUnlocked = Effect.suspend(() => current !== undefined ? Effect.void : launch(port))
@@ -410,80 +305,6 @@ export const make: (
     pid: Effect.sync(() => current?.pid)
   } satisfies RedisTestServer
 })
-
-/** Sleeps on a real timer: Effect's `Clock` may be a `TestClock` that never advances. */
-const sleepReal = (millis: number): Effect.Effect<void> =>
-  Effect.callback<void>((resume) => {
-    const timer = setTimeout(() => resume(Effect.void), millis)
-    return Effect.sync(() => clearTimeout(timer))
-  })
-
-const hasExited = (child: ChildProcess): boolean => child.exitCode !== null || child.signalCode !== null
-
-const exitDescription = (child: ChildProcess): string =>
-  child.signalCode !== null ? `signal ${child.signalCode}` : `code ${child.exitCode}`
-
-/** Resolves `true` once the process has exited, `false` if it has not after `millis`. */
-const waitExit = (child: ChildProcess, millis: number): Effect.Effect<boolean> =>
-  Effect.callback<boolean>((resume) => {
-    if (hasExited(child)) {
-      resume(Effect.succeed(true))
-      return
-    }
-    const onExit = () => {
-      clearTimeout(timer)
-      resume(Effect.succeed(true))
-    }
-    const timer = setTimeout(() => {
-      child.off("exit", onExit)
-      resume(Effect.succeed(false))
-    }, millis)
-    child.once("exit", onExit)
-    return Effect.sync(() => {
-      clearTimeout(timer)
-      child.off("exit", onExit)
-    })
-  })
-
-/** SIGCONT (it may be paused), SIGTERM, then SIGKILL if it is still alive after 2 s. */
-const terminate = (child: ChildProcess): Effect.Effect<void> =>
-  Effect.gen(function*() {
-    if (hasExited(child)) return
-    child.kill("SIGCONT")
-    child.kill("SIGTERM")
-    if (yield* waitExit(child, exitTimeoutMillis)) return
-    child.kill("SIGKILL")
-    yield* waitExit(child, exitTimeoutMillis)
-  }).pipe(Effect.uninterruptible)
-
-const freePort: Effect.Effect<number, RedisTestServerError> = Effect.callback((resume) => {
-  const server = Net.createServer()
-  server.once("error", (cause) =>
-    resume(Effect.fail(new RedisTestServerError({ message: `could not find a free port: ${cause.message}`, cause }))))
-  server.listen(0, host, () => {
-    const address = server.address()
-    const port = typeof address === "object" && address !== null ? address.port : 0
-    server.close(() => resume(Effect.succeed(port)))
-  })
-})
-
-const spawnError = (binary: string, cause: unknown): RedisTestServerError =>
-  isErrnoException(cause) && cause.code === "ENOENT"
-    ? new RedisTestServerError({
-      message: `${binary} was not found on PATH. Install it, e.g. "apt-get install redis-server" (Debian/Ubuntu) ` +
-        `or "brew install redis" (macOS).`,
-      cause
-    })
-    : new RedisTestServerError({ message: `could not start ${binary}: ${errorMessage(cause)}`, cause })
-
-const isErrnoException = (u: unknown): u is NodeJS.ErrnoException => u instanceof Error && "code" in u
-
-const errorMessage = (cause: unknown): string => cause instanceof Error ? cause.message : String(cause)
-
-const outputTail = (output: string): string => {
-  const trimmed = output.trim()
-  return trimmed === "" ? " (no output)" : `; server output:\n${trimmed}`
-}
 
 const parseClientLine = (line: string): Record<string, string | undefined> => {
   const fields: Record<string, string | undefined> = {}
