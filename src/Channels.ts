@@ -4,8 +4,8 @@
  * `buildRedisChannelName` joins parts with `:` and refuses empty parts and glob characters, so that a name built from
  * user input can never subscribe to more than it says. `RedisChannel.make` pairs a name with the Schema of its
  * payload: publishing encodes (a value that does not encode never reaches the wire), subscribing decodes (a message
- * that does not decode becomes an `Invalid` event, carrying its `DecodeError`, instead of ending the stream). `RedisChannel.registry` defines
- * an app's channels in one place, under one prefix.
+ * that does not decode becomes an `Invalid` event, carrying its `DecodeError`, instead of ending the stream).
+ * `RedisChannel.registry` defines an app's channels in one place, under one prefix.
  *
  * **Example**
  *
@@ -154,7 +154,10 @@ export const make = <A, I>(options: {
     decode: (message) =>
       decodeJson(message).pipe(
         Effect.mapError((cause) =>
-          new DecodeError({ message: `A message on channel ${name} does not match its schema: ${cause.message}`, cause })
+          new DecodeError({
+            message: `A message on channel ${name} does not match its schema: ${cause.message}`,
+            cause
+          })
         )
       )
   }

@@ -331,7 +331,8 @@ export const make = Effect.fnUntraced(function*(
         () => resume(Effect.succeed(live)),
         (error: unknown) => {
           client.disconnect()
-          resume(Effect.fail(classify(live.socketError ?? error, { sent: false, connectTimeout: config.connectTimeout })))
+          const cause = live.socketError ?? error
+          resume(Effect.fail(classify(cause, { sent: false, connectTimeout: config.connectTimeout })))
         }
       )
     }).pipe(
@@ -342,7 +343,9 @@ export const make = Effect.fnUntraced(function*(
         orElse: () =>
           Effect.fail(
             new ConnectionTimeout({
-              message: `Redis did not complete the connection handshake within ${Duration.format(config.connectTimeout)}`,
+              message: `Redis did not complete the connection handshake within ${
+                Duration.format(config.connectTimeout)
+              }`,
               phase: "connect",
               timeout: config.connectTimeout
             })
@@ -407,7 +410,8 @@ export const make = Effect.fnUntraced(function*(
       const live = current
       current = undefined
       if (live !== undefined) {
-        Deferred.doneUnsafe(live.lost, Exit.succeed(new ConnectionClosed({ message: "The layer was closed", sent: false })))
+        const closing = new ConnectionClosed({ message: "The layer was closed", sent: false })
+        Deferred.doneUnsafe(live.lost, Exit.succeed(closing))
         live.client.disconnect()
       }
       Deferred.doneUnsafe(
@@ -439,7 +443,9 @@ export const make = Effect.fnUntraced(function*(
   const acquire = (command?: string): Effect.Effect<Live, ConnectionTimeout | ConnectionClosed> =>
     Effect.suspend(() => {
       if (current !== undefined) return Effect.succeed(current)
-      if (closed) return Effect.fail(new ConnectionClosed({ message: "The Redis layer was closed", sent: false, command }))
+      if (closed) {
+        return Effect.fail(new ConnectionClosed({ message: "The Redis layer was closed", sent: false, command }))
+      }
       return Deferred.await(ready).pipe(
         Effect.timeoutOrElse({ duration: config.acquireTimeout, orElse: () => acquireTimeoutError(command) })
       )

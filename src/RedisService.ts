@@ -263,7 +263,8 @@ export const make: (
     const heartbeat = config.heartbeat === undefined
       ? undefined
       : yield* Heartbeat.make(connection, config.heartbeat, {
-        onSuccess: (rtt) => Effect.andThen(breaker.onSuccess, Metric.update(Metrics.heartbeatRtt, Duration.toSeconds(rtt))),
+        onSuccess: (rtt) =>
+          Effect.andThen(breaker.onSuccess, Metric.update(Metrics.heartbeatRtt, Duration.toSeconds(rtt))),
         onFailure: () => Effect.andThen(breaker.onFailure, Metric.update(Metrics.heartbeatFailures, 1))
       })
 
@@ -338,7 +339,11 @@ export const make: (
     const publish = (channel: string, message: string) =>
       execute("PUBLISH", false, (client) => client.publish(channel, message))
 
-    const command = <A = unknown>(name: string, args: ReadonlyArray<CommandArgument>, commandOptions?: CommandOptions) =>
+    const command = <A = unknown>(
+      name: string,
+      args: ReadonlyArray<CommandArgument>,
+      commandOptions?: CommandOptions
+    ) =>
       execute(
         name.toUpperCase(),
         commandOptions?.idempotent ?? false,
@@ -499,7 +504,12 @@ const makeExecutor = (
       )
     )
 
-  const attempt = <A>(name: string, idempotent: boolean, canRetry: boolean, run: Run<A>): Effect.Effect<A, RedisError> =>
+  const attempt = <A>(
+    name: string,
+    idempotent: boolean,
+    canRetry: boolean,
+    run: Run<A>
+  ): Effect.Effect<A, RedisError> =>
     Effect.callback<A, RedisError>((resume) => {
       const start = clock.currentTimeNanosUnsafe()
       if (breaker.current()._tag !== "Closed") return resume(rejected(name, idempotent, canRetry, run, start))

@@ -126,7 +126,10 @@ export interface RedisSubscriberShape {
   /** The subscriber connection's state, then every change. */
   readonly states: Stream.Stream<Connection.ConnectionState>
   /** Channels and patterns with at least one local stream. */
-  readonly subscriptions: Effect.Effect<{ readonly channels: ReadonlyArray<string>; readonly patterns: ReadonlyArray<string> }>
+  readonly subscriptions: Effect.Effect<{
+    readonly channels: ReadonlyArray<string>
+    readonly patterns: ReadonlyArray<string>
+  }>
 }
 
 /**
@@ -382,7 +385,9 @@ export const make = Effect.fnUntraced(function*(
     return invalid
   }
 
-  const events = (channel: Channels.ChannelLike): Stream.Stream<SubscriptionEvent<any>, RedisError | Channels.InvalidChannelName> => {
+  const events = (
+    channel: Channels.ChannelLike
+  ): Stream.Stream<SubscriptionEvent<any>, RedisError | Channels.InvalidChannelName> => {
     const invalid = checked(channel)
     if (invalid !== undefined) return Stream.fail(invalid)
     const raw = eventsOf("channel", Channels.nameOf(channel))
@@ -391,13 +396,21 @@ export const make = Effect.fnUntraced(function*(
       event._tag !== "Message" ? Effect.succeed(event) : channel.decode(event.message).pipe(
         Effect.map((message): SubscriptionEvent<any> => ({ ...event, message })),
         Effect.catch((error) =>
-          Effect.succeed<SubscriptionEvent<any>>({ _tag: "Invalid", channel: event.channel, message: event.message, error })
+          Effect.succeed<SubscriptionEvent<any>>({
+            _tag: "Invalid",
+            channel: event.channel,
+            message: event.message,
+            error
+          })
         )
       ))
   }
 
   const subscribe = (channel: Channels.ChannelLike): Stream.Stream<any, RedisError | Channels.InvalidChannelName> =>
-    Stream.filterMap(events(channel), (event) => event._tag === "Message" ? Result.succeed(event.message) : Result.failVoid)
+    Stream.filterMap(
+      events(channel),
+      (event) => event._tag === "Message" ? Result.succeed(event.message) : Result.failVoid
+    )
 
   const stateStream = SubscriptionRef.changes(stateRef)
   const mode: Stream.Stream<DeliveryMode> = Stream.zipLatest(stateStream, redis.circuit).pipe(

@@ -3,7 +3,7 @@
  * after CLIENT KILL, overflow, pattern subscriptions, and the polling fallback (real outage, and under TestClock).
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Fiber, Layer, Option, Ref, Schema, Stream } from "effect"
+import { Context, Effect, Fiber, Layer, Option, Ref, Schema, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import * as Channels from "../src/Channels.ts"
 import { make as makeService, RedisService } from "../src/RedisService.ts"
@@ -27,8 +27,8 @@ const services = (url: string, options: RedisSubscriber.RedisSubscriberOptions =
     )
     const context = yield* Layer.build(layer)
     return {
-      redis: context.mapUnsafe.get(RedisService.key) as RedisService["Service"],
-      subscriber: context.mapUnsafe.get(RedisSubscriber.RedisSubscriber.key) as RedisSubscriber.RedisSubscriber["Service"],
+      redis: Context.get(context, RedisService),
+      subscriber: Context.get(context, RedisSubscriber.RedisSubscriber),
       provide: <A, E>(effect: Effect.Effect<A, E, RedisService>) => Effect.provide(effect, context)
     }
   })
