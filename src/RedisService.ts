@@ -309,7 +309,12 @@ export const make: (
         if (setOptions?.ttl !== undefined) args.push("PX", ttlMillis(setOptions.ttl))
         if (setOptions?.mode !== undefined) args.push(setOptions.mode)
         return Effect.map(
-          execute("SET", setOptions?.mode !== "NX", (client) => client.call("SET", args)),
+          execute(
+            "SET",
+            setOptions?.mode !== "NX",
+            // The plain form takes ioredis' cheaper `set` path; options need the argument list.
+            args.length === 2 ? (client) => client.set(key, value) : (client) => client.call("SET", args)
+          ),
           (reply) => reply !== null
         )
       })
@@ -406,6 +411,7 @@ const makeExecutor = (
   clock: Clock.Clock
 ) => {
   const commandTimeout = config.commandTimeout
+  // Durations in the clock's nanoseconds (sub-millisecond; TestClock drives it too).
   const elapsed = (start: bigint) => Number(clock.currentTimeNanosUnsafe() - start) / 1e9
 
   // What a failed command tells the rest of the layer: a broken connection is replaced (the loss counts once towards
@@ -454,7 +460,7 @@ const makeExecutor = (
     promise.then(
       (value) => {
         if (deadline.settled) return
-        deadline.settled = true
+        Watchdog.settle(deadline)
         stats.record(name, "ok", elapsed(start))
         const state = breaker.current()
         resume(
@@ -463,7 +469,7 @@ const makeExecutor = (
       },
       (cause: unknown) => {
         if (deadline.settled) return
-        deadline.settled = true
+        Watchdog.settle(deadline)
         const error = classify(cause, { command: name, sent, socketError: live.socketError, commandTimeout })
         stats.record(name, error._tag, elapsed(start))
         const reported = report(live, error)
@@ -477,9 +483,7 @@ const makeExecutor = (
       }
     )
     // Interrupted (a caller's own timeout, say): the deadline is settled, so it is not counted as a CommandTimeout.
-    return Effect.sync(() => {
-      deadline.settled = true
-    })
+    return Effect.sync(() => Watchdog.settle(deadline))
   }
 
   const rejected = <A>(

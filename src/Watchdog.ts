@@ -21,7 +21,20 @@ import * as Effect from "effect/Effect"
 export interface Deadline {
   settled: boolean
   readonly at: number
-  readonly expire: () => void
+  /** Dropped (set to undefined) by `settle`, so that a settled command's closure is not kept until the next sweep. */
+  expire: (() => void) | undefined
+}
+
+/**
+ * Marks a deadline settled by its reply and releases its `expire` closure at once: at high rates the FIFO would
+ * otherwise keep every recent command's closure alive until the next sweep (and the garbage collector busy).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const settle = (deadline: Deadline): void => {
+  deadline.settled = true
+  deadline.expire = undefined
 }
 
 /**
@@ -62,8 +75,9 @@ export const make = Effect.fnUntraced(function*(timeout: Duration.Duration) {
       const deadline = queue[head]!
       if (!deadline.settled) {
         if (deadline.at > now) break
-        deadline.settled = true
-        deadline.expire()
+        const expire = deadline.expire
+        settle(deadline)
+        expire?.()
       }
       head++
     }
