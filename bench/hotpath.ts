@@ -1,62 +1,60 @@
 /**
- * Quick hot-path check: GET on a healthy connection, this layer vs a bare Effect.tryPromise wrapper vs raw ioredis,
- * in alternating rounds in one process. `npm run bench` (issue 5) grows this into the full benchmark.
+ * One client, one operation, one concurrency, for a fixed time: the harness to profile the hot path with.
+ *
+ * ```sh
+ * npx node --cpu-prof --cpu-prof-dir=bench/results/profiles bench/hotpath.ts --client=layer --concurrency=64
+ * npx node bench/hotpath.ts --client=bare --operation=SET --seconds=5
+ * ```
+ *
+ * Clients: the ids of bench/clients.ts (raw, bare, layer, node-redis, cockatiel, opossum, raw-ap, bare-ap).
+ * `npm run bench` is the benchmark; this only prints one throughput figure.
+ *
+ * @since 0.1.0
  */
-import { Effect } from "effect"
-import { Redis } from "ioredis"
-import * as RedisService from "../src/RedisService.ts"
+import * as Effect from "effect/Effect"
+import { parseArgs } from "node:util"
 import * as RedisTestServer from "../src/testing/RedisTestServer.ts"
+import * as Clients from "./clients.ts"
+import * as Throughput from "./throughput.ts"
 
-const OPS = Number(process.env.OPS ?? 20_000)
-const ROUNDS = Number(process.env.ROUNDS ?? 5)
+const { values: args } = parseArgs({
+  options: {
+    client: { type: "string", default: "layer" },
+    operation: { type: "string", default: "GET" },
+    concurrency: { type: "string", default: "64" },
+    seconds: { type: "string", default: "5" }
+  }
+})
 
 const program = Effect.gen(function*() {
   const server = yield* RedisTestServer.make()
-  const raw = new Redis({ host: server.host, port: server.port, lazyConnect: true })
-  yield* Effect.promise(() => raw.connect())
-  yield* Effect.promise(() => raw.set("k", "v"))
-  const redis = yield* RedisService.make({ url: server.url })
-
-  const bare = (k: string) => Effect.tryPromise({ try: () => raw.get(k), catch: (e) => e })
-
-  const runEffect = <E>(op: () => Effect.Effect<unknown, E>, concurrency: number) =>
-    Effect.gen(function*() {
-      const start = performance.now()
-      const perWorker = OPS / concurrency
-      yield* Effect.forEach(
-        Array.from({ length: concurrency }),
-        () => Effect.gen(function*() {
-          for (let i = 0; i < perWorker; i++) yield* op()
-        }),
-        { concurrency: "unbounded", discard: true }
-      )
-      return OPS / ((performance.now() - start) / 1000)
-    })
-  const runRaw = (concurrency: number) =>
-    Effect.promise(async () => {
-      const start = performance.now()
-      const perWorker = OPS / concurrency
-      await Promise.all(Array.from({ length: concurrency }, async () => {
-        for (let i = 0; i < perWorker; i++) await raw.get("k")
-      }))
-      return OPS / ((performance.now() - start) / 1000)
-    })
-
-  for (const concurrency of [1, 64]) {
-    const results: Record<string, Array<number>> = { raw: [], bare: [], layer: [] }
-    for (let round = 0; round < ROUNDS; round++) {
-      results.raw!.push(yield* runRaw(concurrency))
-      results.bare!.push(yield* runEffect(() => bare("k"), concurrency))
-      results.layer!.push(yield* runEffect(() => redis.get("k"), concurrency))
-    }
-    const median = (xs: Array<number>) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
-    const m = Object.fromEntries(Object.entries(results).map(([k, v]) => [k, median(v)]))
-    console.log(
-      `c=${concurrency}: raw ${m.raw!.toFixed(0)} ops/s, bare ${m.bare!.toFixed(0)}, layer ${m.layer!.toFixed(0)}; ` +
-        `layer/bare ${(m.layer! / m.bare!).toFixed(3)}`
-    )
+  const clients = yield* Clients.makeAll(server)
+  const client = clients.find((client) => client.id === args.client)
+  if (client === undefined) return yield* Effect.die(new Error(`unknown client ${args.client}`))
+  const operation = args.operation === "SET" ? "SET" : "GET"
+  const concurrency = Number(args.concurrency)
+  const [result] = yield* Throughput.run([client], {
+    concurrencies: [concurrency],
+    operations: [operation],
+    rounds: 1,
+    cellMillis: Number(args.seconds) * 1000,
+    warmupMillis: 500
+  })
+  const figures = result?.clients[client.id]
+  if (figures === undefined || "notRun" in figures) {
+    console.log(`${client.label}: ${figures?.notRun ?? "not run"}`)
+    return
   }
-  raw.disconnect()
+  console.log(
+    `${client.label} ${operation} c=${concurrency}: ${figures.opsPerSecond.median.toFixed(0)} ops/s, ` +
+      `p50 ${(figures.p50.median * 1000).toFixed(0)} µs, p99 ${(figures.p99.median * 1000).toFixed(0)} µs`
+  )
 })
 
-Effect.runPromise(Effect.scoped(program)).then(() => process.exit(0))
+Effect.runPromise(Effect.scoped(program)).then(
+  () => process.exit(0),
+  (error) => {
+    console.error(error)
+    process.exit(1)
+  }
+)
