@@ -411,8 +411,8 @@ const makeExecutor = (
   clock: Clock.Clock
 ) => {
   const commandTimeout = config.commandTimeout
-  // Durations in the clock's nanoseconds (sub-millisecond; TestClock drives it too).
-  const elapsed = (start: bigint) => Number(clock.currentTimeNanosUnsafe() - start) / 1e9
+  // Durations on the clock's monotonic nanoseconds (one hrtime read; TestClock drives it too).
+  const elapsed = (start: bigint) => Number(clock.monotonicTimeNanosUnsafe() - start) / 1e9
 
   // What a failed command tells the rest of the layer: a broken connection is replaced (the loss counts once towards
   // the breaker, through the connection, however many commands were in flight); other transient failures count each.
@@ -515,7 +515,7 @@ const makeExecutor = (
     run: Run<A>
   ): Effect.Effect<A, RedisError> =>
     Effect.callback<A, RedisError>((resume) => {
-      const start = clock.currentTimeNanosUnsafe()
+      const start = clock.monotonicTimeNanosUnsafe()
       if (breaker.current()._tag !== "Closed") return resume(rejected(name, idempotent, canRetry, run, start))
       const live = connection.current()
       if (live === undefined) return resume(waitThenSend(name, idempotent, canRetry, run, start))
