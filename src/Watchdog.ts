@@ -69,18 +69,9 @@ export const make = Effect.fnUntraced(function*(timeout: Duration.Duration) {
   const queue: Array<Deadline> = []
   let head = 0
 
-  const sweep = () => {
-    const now = clock.currentTimeMillisUnsafe()
-    while (head < queue.length) {
-      const deadline = queue[head]!
-      if (!deadline.settled) {
-        if (deadline.at > now) break
-        const expire = deadline.expire
-        settle(deadline)
-        expire?.()
-      }
-      head++
-    }
+  // Moves the head past settled deadlines and compacts the queue.
+  const trim = () => {
+    while (head < queue.length && queue[head]!.settled) head++
     if (head === queue.length) {
       queue.length = 0
       head = 0
@@ -90,10 +81,30 @@ export const make = Effect.fnUntraced(function*(timeout: Duration.Duration) {
     }
   }
 
+  const sweep = () => {
+    const now = clock.currentTimeMillisUnsafe()
+    const expired: Array<() => void> = []
+    while (head < queue.length) {
+      const deadline = queue[head]!
+      if (!deadline.settled) {
+        if (deadline.at > now) break
+        if (deadline.expire !== undefined) expired.push(deadline.expire)
+        settle(deadline)
+      }
+      head++
+    }
+    trim()
+    // Expire only once the queue is consistent: an expired command's fiber may resume at once and send (and `watch`)
+    // its next command from inside this call.
+    for (const expire of expired) expire()
+  }
+
   yield* Effect.forkScoped(Effect.forever(Effect.andThen(Effect.sleep(tickFor(timeout)), Effect.sync(sweep))))
 
   return {
     watch: (expire) => {
+      // Most commands settle long before the sweep: dropping their deadlines here keeps them young garbage.
+      trim()
       const deadline: Deadline = { settled: false, at: clock.currentTimeMillisUnsafe() + timeoutMillis, expire }
       queue.push(deadline)
       return deadline

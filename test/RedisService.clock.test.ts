@@ -152,3 +152,22 @@ describe("isIdempotent", () => {
     assert.isFalse(RedisService.isIdempotent("ZADD", ["z", "INCR", 1, "a"]))
   })
 })
+
+describe("Watchdog (TestClock)", () => {
+  it.effect("a deadline watched from inside an expiry (a fiber resuming at once) still expires", () =>
+    Effect.gen(function*() {
+      const watchdog = yield* Watchdog.make(Duration.seconds(1))
+      const expired: Array<string> = []
+      const settledEarly = watchdog.watch(() => expired.push("never"))
+      Watchdog.settle(settledEarly)
+      watchdog.watch(() => {
+        expired.push("first")
+        // What a retrying caller does: its next command is watched from within the sweep.
+        watchdog.watch(() => expired.push("second"))
+      })
+      yield* TestClock.adjust("1100 millis")
+      assert.deepStrictEqual(expired, ["first"])
+      yield* TestClock.adjust("1100 millis")
+      assert.deepStrictEqual(expired, ["first", "second"])
+    }))
+})
