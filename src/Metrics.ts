@@ -210,8 +210,6 @@ interface CommandSeries {
  */
 export interface CommandStats {
   readonly record: (command: string, outcome: string, seconds: number) => void
-  /** The count of a command's outcome so far (for tests and dashboards). */
-  readonly count: (command: string, outcome: string) => number
 }
 
 /**
@@ -288,8 +286,5 @@ export const makeCommandStats = Effect.fnUntraced(function*(client: string) {
     if (seconds > entry.max) entry.max = seconds
   }
 
-  return {
-    record,
-    count: (command, outcome) => series.get(command)?.outcomes.get(outcome)?.count ?? 0
-  } satisfies CommandStats as CommandStats
+  return { record } satisfies CommandStats as CommandStats
 })

@@ -379,18 +379,13 @@ export const make = Effect.fnUntraced(function*(
   const eventsOf = (kind: Kind, key: string): Stream.Stream<SubscriptionEvent<string>, RedisError> =>
     Stream.unwrap(Effect.map(register(kind, key), (queue) => Stream.fromQueue(queue)))
 
-  const checked = (channel: Channels.ChannelLike) => {
-    const name = Channels.nameOf(channel)
-    const invalid = Channels.validateChannelName(name)
-    return invalid
-  }
-
   const events = (
     channel: Channels.ChannelLike
   ): Stream.Stream<SubscriptionEvent<any>, RedisError | Channels.InvalidChannelName> => {
-    const invalid = checked(channel)
+    const name = Channels.nameOf(channel)
+    const invalid = Channels.validateChannelName(name)
     if (invalid !== undefined) return Stream.fail(invalid)
-    const raw = eventsOf("channel", Channels.nameOf(channel))
+    const raw = eventsOf("channel", name)
     if (typeof channel === "string") return raw
     return Stream.mapEffect(raw, (event) =>
       event._tag !== "Message" ? Effect.succeed(event) : channel.decode(event.message).pipe(

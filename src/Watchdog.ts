@@ -44,8 +44,6 @@ export const settle = (deadline: Deadline): void => {
 export interface Watchdog {
   /** Watches a command: `expire` runs once if the command is still unsettled at its deadline. */
   readonly watch: (expire: () => void) => Deadline
-  /** The clock the deadlines are measured with (the layer's `Clock`). */
-  readonly now: () => number
 }
 
 /**
@@ -108,7 +106,6 @@ export const make = Effect.fnUntraced(function*(timeout: Duration.Duration) {
       const deadline: Deadline = { settled: false, at: clock.currentTimeMillisUnsafe() + timeoutMillis, expire }
       queue.push(deadline)
       return deadline
-    },
-    now: () => clock.currentTimeMillisUnsafe()
+    }
   } satisfies Watchdog as Watchdog
 })

@@ -9,15 +9,9 @@ import * as Channels from "../src/Channels.ts"
 import { make as makeService, RedisService } from "../src/RedisService.ts"
 import * as RedisSubscriber from "../src/RedisSubscriber.ts"
 import * as RedisTestServer from "../src/testing/RedisTestServer.ts"
-import { sleepReal, waitUntil } from "./helpers.ts"
+import { pubsubFastOptions, sleepReal, waitUntil } from "./helpers.ts"
 
-const fast = {
-  connectTimeout: "1 second",
-  acquireTimeout: "300 millis",
-  reconnect: { base: "50 millis", cap: "200 millis", jitter: false, debounce: "20 millis" },
-  heartbeat: { interval: "200 millis", timeout: "100 millis", misses: 2 },
-  breaker: { openDuration: "200 millis", maxOpenDuration: "400 millis" }
-} as const
+const fast = pubsubFastOptions
 
 /** RedisService and RedisSubscriber for a server, built in the current scope. */
 const services = (url: string, options: RedisSubscriber.RedisSubscriberOptions = {}, extra: object = {}) =>

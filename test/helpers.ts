@@ -69,3 +69,12 @@ export const processExists = (pid: number): boolean => {
     return false
   }
 }
+
+/** Fast settings for pub/sub tests (the subscriber and the SSE example). */
+export const pubsubFastOptions = {
+  connectTimeout: "1 second",
+  acquireTimeout: "300 millis",
+  reconnect: { base: "50 millis", cap: "200 millis", jitter: false, debounce: "20 millis" },
+  heartbeat: { interval: "200 millis", timeout: "100 millis", misses: 2 },
+  breaker: { openDuration: "200 millis", maxOpenDuration: "400 millis" }
+} as const

@@ -10,17 +10,11 @@ import * as Fs from "node:fs"
 import { chromium, type Page } from "playwright-core"
 import * as SseServer from "../examples/sse-server.ts"
 import * as RedisTestServer from "../src/testing/RedisTestServer.ts"
-import { sleepReal } from "./helpers.ts"
+import { pubsubFastOptions, sleepReal } from "./helpers.ts"
 
 const chromiumPath = "/usr/bin/chromium"
 
-const fast = {
-  connectTimeout: "1 second",
-  acquireTimeout: "300 millis",
-  reconnect: { base: "50 millis", cap: "200 millis", jitter: false, debounce: "20 millis" },
-  heartbeat: { interval: "200 millis", timeout: "100 millis", misses: 2 },
-  breaker: { openDuration: "200 millis", maxOpenDuration: "400 millis" }
-} as const
+const fast = pubsubFastOptions
 
 interface PageState {
   readonly mode: string
