@@ -2,7 +2,7 @@
  * The clients under test, each built in the benchmark's scope on its own connection to the same `redis-server`:
  * raw ioredis promises, a bare `Effect.tryPromise` wrapper of ioredis, this library's layer with its defaults,
  * `@effect/platform-node`'s NodeRedis (node-redis underneath), and ioredis behind cockatiel's and opossum's circuit
- * breakers; raw ioredis and the bare wrapper also with ioredis auto-pipelining.
+ * breakers; raw ioredis, the bare wrapper and this layer also with ioredis auto-pipelining.
  *
  * A client whose package is missing is `Unavailable` with the reason, so the tables say so instead of a number.
  *
@@ -134,15 +134,20 @@ const bareClient = (id: string, label: string, client: Redis, minConcurrency: nu
   minConcurrency
 })
 
-const layerClient = Effect.fnUntraced(function*(target: Target) {
-  const redis = yield* RedisService.make({ url: target.url, awaitReady: true })
+const layerClient = Effect.fnUntraced(function*(
+  target: Target,
+  id: string,
+  label: string,
+  options: { readonly autoPipelining: boolean; readonly minConcurrency: number }
+) {
+  const redis = yield* RedisService.make({ url: target.url, awaitReady: true, autoPipelining: options.autoPipelining })
   return {
     _tag: "Effect",
-    id: "layer",
-    label: "this layer (defaults)",
+    id,
+    label,
     get: (key) => redis.get(key),
     set: (key, value) => redis.set(key, value),
-    minConcurrency: 1
+    minConcurrency: options.minConcurrency
   } satisfies EffectClient as Client
 })
 
@@ -233,12 +238,13 @@ export const makeAll = Effect.fnUntraced(function*(target: Target) {
   const clients: Array<Client> = [
     rawClient("raw", "raw ioredis", raw, 1),
     bareClient("bare", "bare Effect.tryPromise", bare, 1),
-    yield* layerClient(target),
+    yield* layerClient(target, "layer", "this layer (defaults)", { autoPipelining: false, minConcurrency: 1 }),
     yield* nodeRedisClient(target),
     yield* cockatielClient(target),
     yield* opossumClient(target),
     rawClient("raw-ap", "raw ioredis, auto-pipelining", rawPipelined, 2),
-    bareClient("bare-ap", "bare Effect.tryPromise, auto-pipelining", barePipelined, 2)
+    bareClient("bare-ap", "bare Effect.tryPromise, auto-pipelining", barePipelined, 2),
+    yield* layerClient(target, "layer-ap", "this layer, autoPipelining: true", { autoPipelining: true, minConcurrency: 2 })
   ]
   return clients
 })

@@ -24,6 +24,8 @@ import type * as Throughput from "./throughput.ts"
  * @category models
  */
 export interface Ratio {
+  /** `layer` (defaults) or `layer-ap` (`autoPipelining: true`). */
+  readonly subject: string
   readonly operation: Throughput.Operation
   readonly concurrency: number
   readonly versus: string
@@ -64,6 +66,9 @@ const scenarioName = (scenario: { readonly operation: string; readonly concurren
   `${scenario.operation} c=${scenario.concurrency}`
 
 const peers = ["bare", "raw", "node-redis", "cockatiel", "opossum", "raw-ap", "bare-ap"]
+/** This layer with `autoPipelining: true` is compared with the auto-pipelined clients and NodeRedis (which pipelines). */
+const pipelinedPeers = ["bare-ap", "raw-ap", "node-redis"]
+const subjects: ReadonlyArray<readonly [string, ReadonlyArray<string>]> = [["layer", peers], ["layer-ap", pipelinedPeers]]
 
 /**
  * Ratios of this layer to every other client in every scenario, and the goals: at least 0.95x the bare Effect
@@ -76,22 +81,26 @@ const peers = ["bare", "raw", "node-redis", "cockatiel", "opossum", "raw-ap", "b
 export const summarize = (scenarios: ReadonlyArray<Throughput.ScenarioResult>): Summary => {
   const ratios: Array<Ratio> = []
   for (const scenario of scenarios) {
-    const layer = scenario.clients["layer"]
-    if (!measured(layer)) continue
-    for (const versus of peers) {
-      const other = scenario.clients[versus]
-      if (!measured(other)) continue
-      ratios.push({
-        operation: scenario.operation,
-        concurrency: scenario.concurrency,
-        versus,
-        throughput: ratio(layer.opsPerSecond, other.opsPerSecond),
-        p50: ratio(layer.p50, other.p50),
-        cpu: ratio(layer.cpuMicrosPerOp, other.cpuMicrosPerOp)
-      })
+    for (const [subject, versusAll] of subjects) {
+      const layer = scenario.clients[subject]
+      if (!measured(layer)) continue
+      for (const versus of versusAll) {
+        const other = scenario.clients[versus]
+        if (!measured(other)) continue
+        ratios.push({
+          subject,
+          operation: scenario.operation,
+          concurrency: scenario.concurrency,
+          versus,
+          throughput: ratio(layer.opsPerSecond, other.opsPerSecond),
+          p50: ratio(layer.p50, other.p50),
+          cpu: ratio(layer.cpuMicrosPerOp, other.cpuMicrosPerOp)
+        })
+      }
     }
   }
-  const find = (versus: string) => ratios.filter((entry) => entry.versus === versus)
+  const find = (versus: string, subject = "layer") =>
+    ratios.filter((entry) => entry.versus === versus && entry.subject === subject)
   const describe = (entries: ReadonlyArray<Ratio>, pick: (entry: Ratio) => Spread) =>
     entries.map((entry) => `${scenarioName(entry)} ${pick(entry).median.toFixed(3)}`).join(", ")
   const check = (
@@ -115,7 +124,14 @@ export const summarize = (scenarios: ReadonlyArray<Throughput.ScenarioResult>): 
       find("bare").filter((entry) => entry.concurrency === 1),
       (entry) => entry.p50,
       (r) => r <= 1.1
-    )
+    ),
+    check(
+      "with autoPipelining: throughput >= 0.95x the bare wrapper with auto-pipelining",
+      find("bare-ap", "layer-ap"),
+      throughputOf,
+      (r) => r >= 0.95
+    ),
+    check("with autoPipelining: throughput ahead of NodeRedis", find("node-redis", "layer-ap"), throughputOf, (r) => r > 1)
   ]
   return { ratios, goals }
 }
@@ -154,16 +170,20 @@ export const throughputReport = (
   const ratioTable = (pick: (entry: Ratio) => Spread) =>
     table(
       ["this layer versus", ...columns],
-      peers.filter((versus) => summary.ratios.some((entry) => entry.versus === versus)).map((versus) => [
-        label(versus),
-        ...scenarios.map((scenario) => {
-          const entry = summary.ratios.find((entry) =>
-            entry.versus === versus && entry.operation === scenario.operation &&
-            entry.concurrency === scenario.concurrency
-          )
-          return entry === undefined ? "" : formatSpread(pick(entry), 2)
-        })
-      ])
+      subjects.flatMap(([subject, versusAll]) =>
+        versusAll.filter((versus) =>
+          summary.ratios.some((entry) => entry.subject === subject && entry.versus === versus)
+        ).map((versus) => [
+          subject === "layer" ? label(versus) : `(${label(subject)}) ${label(versus)}`,
+          ...scenarios.map((scenario) => {
+            const entry = summary.ratios.find((entry) =>
+              entry.subject === subject && entry.versus === versus && entry.operation === scenario.operation &&
+              entry.concurrency === scenario.concurrency
+            )
+            return entry === undefined ? "" : formatSpread(pick(entry), 2)
+          })
+        ])
+      )
     )
   out.push(ratioTable((entry) => entry.throughput))
 

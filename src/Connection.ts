@@ -173,6 +173,7 @@ export const clientOptions = (config: ResolvedRedisConfig): IORedisOptions => ({
   autoResendUnfulfilledCommands: false,
   autoResubscribe: false,
   maxRetriesPerRequest: 0,
+  enableAutoPipelining: config.autoPipelining,
   connectTimeout: Duration.toMillis(config.connectTimeout)
   // No ioredis commandTimeout: a timer per command is costly; the layer's Watchdog enforces it instead.
 })
@@ -211,6 +212,7 @@ export const makeClient = (config: ResolvedRedisConfig, overrides: Partial<IORed
       // Node connections: the same options, less what the Cluster decides per node (address, queue, retries).
       const {
         db: _db,
+        enableAutoPipelining,
         enableOfflineQueue: _queue,
         host: _host,
         keyPrefix,
@@ -226,6 +228,8 @@ export const makeClient = (config: ResolvedRedisConfig, overrides: Partial<IORed
         clusterRetryStrategy: () => null,
         maxRedirections: 16,
         slotsRefreshTimeout: Duration.toMillis(config.connectTimeout),
+        // A Cluster pipelines per node itself; its node connections must not do it again.
+        ...(enableAutoPipelining === true ? { enableAutoPipelining } : {}),
         ...(keyPrefix === undefined ? {} : { keyPrefix }),
         redisOptions: nodeOptions
       })

@@ -189,6 +189,8 @@ export const recordCircuitState = (state: CircuitStatus): Effect.Effect<void> =>
 
 interface CommandSeries {
   readonly outcomes: Map<string, { count: number }>
+  /** The `ok` counter, kept at hand: most commands succeed. */
+  ok: { count: number } | undefined
   readonly buckets: Float64Array
   count: number
   sum: number
@@ -234,6 +236,7 @@ export const makeCommandStats = Effect.fnUntraced(function*(client: string) {
     if (entry === undefined) {
       const created: CommandSeries = {
         outcomes: new Map(),
+        ok: undefined,
         buckets: new Float64Array(size + 1),
         count: 0,
         sum: 0,
@@ -276,7 +279,8 @@ export const makeCommandStats = Effect.fnUntraced(function*(client: string) {
 
   const record = (command: string, outcome: string, seconds: number): void => {
     const entry = seriesFor(command)
-    outcomeFor(entry, command, outcome).count++
+    if (outcome === "ok") (entry.ok ??= outcomeFor(entry, command, outcome)).count++
+    else outcomeFor(entry, command, outcome).count++
     let bucket = 0
     while (bucket < size && seconds > durationBoundaries[bucket]!) bucket++
     entry.buckets[bucket]!++

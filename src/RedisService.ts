@@ -27,6 +27,7 @@ import * as Config from "effect/Config"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
@@ -231,6 +232,9 @@ export const isIdempotent = (name: string, args: ReadonlyArray<CommandArgument> 
   return true
 }
 
+const isWritten = (reply: unknown): boolean => reply !== null
+const isOne = (reply: number): boolean => reply === 1
+
 // Redis takes whole milliseconds; a sub-millisecond TTL rounds up rather than to 0 (which Redis rejects).
 const ttlMillis = (ttl: Duration.Input): number => Math.ceil(Duration.toMillis(Duration.fromInputUnsafe(ttl)))
 
@@ -301,29 +305,29 @@ export const make: (
     const watchdog = yield* Watchdog.make(config.commandTimeout)
     const execute = makeExecutor(config, connection, breaker, stats, watchdog, yield* Clock.Clock)
 
-    const get = (key: string) => Effect.map(execute("GET", true, (client) => client.get(key)), Option.fromNullishOr)
+    const get = (key: string) => execute("GET", true, (client) => client.get(key), Option.fromNullishOr)
 
     const set = (key: string, value: string, setOptions?: SetOptions) =>
       Effect.suspend(() => {
         const args: Array<string | number> = [key, value]
         if (setOptions?.ttl !== undefined) args.push("PX", ttlMillis(setOptions.ttl))
         if (setOptions?.mode !== undefined) args.push(setOptions.mode)
-        return Effect.map(
-          execute(
-            "SET",
-            setOptions?.mode !== "NX",
-            // The plain form takes ioredis' cheaper `set` path; options need the argument list.
-            args.length === 2 ? (client) => client.set(key, value) : (client) => client.call("SET", args)
-          ),
-          (reply) => reply !== null
+        return execute(
+          "SET",
+          setOptions?.mode !== "NX",
+          // The plain form takes ioredis' cheaper `set` path; options need the argument list.
+          args.length === 2 ? (client) => client.set(key, value) : (client) => client.call("SET", args),
+          isWritten
         )
       })
 
     const mget = (keys: ReadonlyArray<string>) =>
       keys.length === 0
         ? Effect.succeed([])
-        : Effect.map(
-          execute("MGET", true, (client) => client.mget(keys as Array<string>)),
+        : execute(
+          "MGET",
+          true,
+          (client) => client.mget(keys as Array<string>),
           (values) => values.map(Option.fromNullishOr)
         )
 
@@ -338,7 +342,7 @@ export const make: (
     const expire = (key: string, ttl: Duration.Input) =>
       Effect.suspend(() => {
         const millis = ttlMillis(ttl)
-        return Effect.map(execute("PEXPIRE", true, (client) => client.pexpire(key, millis)), (reply) => reply === 1)
+        return execute("PEXPIRE", true, (client) => client.pexpire(key, millis), isOne)
       })
 
     const publish = (channel: string, message: string) =>
@@ -394,6 +398,9 @@ export const make: (
   })
 
 type Run<A> = (client: Connection.Client) => Promise<A>
+// Turns the reply into the operation's result inside the command's own callback (no `Effect.map` step).
+type Reply<A> = (reply: unknown) => A
+const asIs = <A>(reply: unknown): A => reply as A
 
 /**
  * The command path shared by every operation.
@@ -434,24 +441,29 @@ const makeExecutor = (
     })
 
   // `idempotent` allows a retry after a lost connection; `canRetry` is false on the retry itself (one retry at most).
+  // No interrupt handler: a command interrupted by its caller (its own timeout, say) keeps its deadline, and is counted
+  // by what happened on the wire (`ok` when the reply comes, `CommandTimeout` when it does not); its resume is then a
+  // no-op, so nothing reaches the breaker or the connection. An interrupt handler would cost every command a finalizer
+  // on the fiber's stack (~10% of the layer's own cost without I/O).
   const send = <A>(
     name: string,
     idempotent: boolean,
     canRetry: boolean,
-    run: Run<A>,
+    run: Run<unknown>,
+    reply: Reply<A>,
     live: Connection.Live,
     start: bigint,
     resume: (effect: Effect.Effect<A, RedisError>) => void
-  ): Effect.Effect<void> => {
+  ): void => {
     const deadline = watchdog.watch(() => {
       const error = timedOut(name)
       stats.record(name, error._tag, elapsed(start))
       resume(Effect.andThen(report(live, error), Effect.fail(error)))
-    })
+    }, start)
     // ioredis rejects with the same "Connection is closed." whether or not it wrote the command: a client that has
     // already ended writes nothing.
     const sent = live.client.status !== "end"
-    let promise: Promise<A>
+    let promise: Promise<unknown>
     try {
       promise = run(live.client)
     } catch (cause) {
@@ -464,7 +476,9 @@ const makeExecutor = (
         stats.record(name, "ok", elapsed(start))
         const state = breaker.current()
         resume(
-          state._tag === "Closed" && state.failures === 0 ? Effect.succeed(value) : Effect.as(breaker.onSuccess, value)
+          state._tag === "Closed" && state.failures === 0
+            ? Effect.succeed(reply(value))
+            : Effect.as(breaker.onSuccess, reply(value))
         )
       },
       (cause: unknown) => {
@@ -477,50 +491,67 @@ const makeExecutor = (
         // command that reached a replica (READONLY: it was not applied).
         resume(
           canRetry && ((idempotent && isConnectionLost(error)) || wrongRole(error))
-            ? Effect.andThen(reported, attempt(name, idempotent, false, run))
+            ? Effect.andThen(reported, attempt(name, idempotent, false, run, reply))
             : Effect.andThen(reported, Effect.fail(error))
         )
       }
     )
-    // Interrupted (a caller's own timeout, say): the deadline is settled, so it is not counted as a CommandTimeout.
-    return Effect.sync(() => Watchdog.settle(deadline))
   }
 
   const rejected = <A>(
     name: string,
     idempotent: boolean,
     canRetry: boolean,
-    run: Run<A>,
+    run: Run<unknown>,
+    reply: Reply<A>,
     start: bigint
   ): Effect.Effect<A, RedisError> =>
     breaker.admit(name).pipe(
       Effect.tapError((error) => Effect.sync(() => stats.record(name, error._tag, elapsed(start)))),
-      Effect.andThen(attempt(name, idempotent, canRetry, run))
+      Effect.andThen(attempt(name, idempotent, canRetry, run, reply))
     )
 
-  const waitThenSend = <A>(name: string, idempotent: boolean, canRetry: boolean, run: Run<A>, start: bigint) =>
+  const waitThenSend = <A>(
+    name: string,
+    idempotent: boolean,
+    canRetry: boolean,
+    run: Run<unknown>,
+    reply: Reply<A>,
+    start: bigint
+  ) =>
     connection.acquire(name).pipe(
       Effect.tapError((error) =>
         Effect.andThen(Effect.sync(() => stats.record(name, error._tag, elapsed(start))), report(undefined, error))
       ),
       Effect.flatMap((live) =>
-        Effect.callback<A, RedisError>((resume) => send(name, idempotent, canRetry, run, live, start, resume))
+        Effect.callback<A, RedisError>((resume) => send(name, idempotent, canRetry, run, reply, live, start, resume))
       )
     )
+
+  // The body of one attempt, run inside an `Effect.callback`.
+  const register = <A>(
+    name: string,
+    idempotent: boolean,
+    canRetry: boolean,
+    run: Run<unknown>,
+    reply: Reply<A>,
+    resume: (effect: Effect.Effect<A, RedisError>) => void
+  ): void => {
+    const start = clock.monotonicTimeNanosUnsafe()
+    if (breaker.current()._tag !== "Closed") return resume(rejected(name, idempotent, canRetry, run, reply, start))
+    const live = connection.current()
+    if (live === undefined) return resume(waitThenSend(name, idempotent, canRetry, run, reply, start))
+    return send(name, idempotent, canRetry, run, reply, live, start, resume)
+  }
 
   const attempt = <A>(
     name: string,
     idempotent: boolean,
     canRetry: boolean,
-    run: Run<A>
+    run: Run<unknown>,
+    reply: Reply<A>
   ): Effect.Effect<A, RedisError> =>
-    Effect.callback<A, RedisError>((resume) => {
-      const start = clock.monotonicTimeNanosUnsafe()
-      if (breaker.current()._tag !== "Closed") return resume(rejected(name, idempotent, canRetry, run, start))
-      const live = connection.current()
-      if (live === undefined) return resume(waitThenSend(name, idempotent, canRetry, run, start))
-      return send(name, idempotent, canRetry, run, live, start, resume)
-    })
+    Effect.callback<A, RedisError>((resume) => register(name, idempotent, canRetry, run, reply, resume))
 
   const spanOptions = new Map<string, { readonly name: string; readonly options: Tracer.SpanOptions }>()
   const spanFor = (name: string) => {
@@ -540,14 +571,26 @@ const makeExecutor = (
   }
 
   // Spans are created when the program installed a tracer (OTLP, ...): with Effect's default in-memory tracer nobody
-  // reads them, and a span costs more than the rest of the command path together.
-  return <A>(name: string, idempotent: boolean, run: Run<A>): Effect.Effect<A, RedisError> =>
-    Effect.withFiber((fiber) => {
-      const command = attempt(name, idempotent, true, run)
-      if (fiber.getRef(Tracer.Tracer) === Tracer.nativeTracer) return command
-      const span = spanFor(name)
-      return Effect.withSpan(command, span.name, span.options)
+  // reads them, and a span costs more than the rest of the command path together. The check runs inside the command's
+  // own callback (the running fiber is the current one there), which saves an `Effect.withFiber` step per command.
+  function execute<A>(name: string, idempotent: boolean, run: Run<A>): Effect.Effect<A, RedisError>
+  function execute<R, A>(
+    name: string,
+    idempotent: boolean,
+    run: Run<R>,
+    reply: (reply: R) => A
+  ): Effect.Effect<A, RedisError>
+  function execute<A>(name: string, idempotent: boolean, run: Run<unknown>, reply: Reply<A> = asIs) {
+    return Effect.callback<A, RedisError>((resume) => {
+      const fiber = Fiber.getCurrent()
+      if (fiber !== undefined && fiber.getRef(Tracer.Tracer) !== Tracer.nativeTracer) {
+        const span = spanFor(name)
+        return resume(Effect.withSpan(attempt(name, idempotent, true, run, reply), span.name, span.options))
+      }
+      return register(name, idempotent, true, run, reply, resume)
     })
+  }
+  return execute
 }
 
 /**

@@ -42,8 +42,11 @@ export const settle = (deadline: Deadline): void => {
  * @category models
  */
 export interface Watchdog {
-  /** Watches a command: `expire` runs once if the command is still unsettled at its deadline. */
-  readonly watch: (expire: () => void) => Deadline
+  /**
+   * Watches a command sent at `sentAt` (the clock's `monotonicTimeNanosUnsafe()`, which the caller has read anyway to
+   * time the command): `expire` runs once if the command is still unsettled at its deadline.
+   */
+  readonly watch: (expire: () => void, sentAt: bigint) => Deadline
 }
 
 /**
@@ -79,8 +82,11 @@ export const make = Effect.fnUntraced(function*(timeout: Duration.Duration) {
     }
   }
 
+  // Monotonic milliseconds (as a double: exact to the microsecond for years of uptime).
+  const millisOf = (nanos: bigint) => Number(nanos) / 1e6
+
   const sweep = () => {
-    const now = clock.currentTimeMillisUnsafe()
+    const now = millisOf(clock.monotonicTimeNanosUnsafe())
     const expired: Array<() => void> = []
     while (head < queue.length) {
       const deadline = queue[head]!
@@ -100,10 +106,10 @@ export const make = Effect.fnUntraced(function*(timeout: Duration.Duration) {
   yield* Effect.forkScoped(Effect.forever(Effect.andThen(Effect.sleep(tickFor(timeout)), Effect.sync(sweep))))
 
   return {
-    watch: (expire) => {
+    watch: (expire, sentAt) => {
       // Most commands settle long before the sweep: dropping their deadlines here keeps them young garbage.
       trim()
-      const deadline: Deadline = { settled: false, at: clock.currentTimeMillisUnsafe() + timeoutMillis, expire }
+      const deadline: Deadline = { settled: false, at: millisOf(sentAt) + timeoutMillis, expire }
       queue.push(deadline)
       return deadline
     }

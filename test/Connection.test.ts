@@ -116,3 +116,23 @@ describe("Connection (TestClock + real redis-server)", () => {
       }
     }))
 })
+
+describe("makeClient", () => {
+  it.effect("autoPipelining reaches ioredis: the Redis client, or the Cluster (not its node connections)", () =>
+    Effect.gen(function*() {
+      const standalone = Connection.makeClient(yield* RedisConfig.resolve({ autoPipelining: true }))
+      assert.isTrue(standalone.options.enableAutoPipelining)
+      const off = Connection.makeClient(yield* RedisConfig.resolve({}))
+      assert.isFalse(off.options.enableAutoPipelining)
+      const cluster = Connection.makeClient(
+        yield* RedisConfig.resolve({
+          autoPipelining: true,
+          topology: { _tag: "Cluster", nodes: [{ host: "127.0.0.1", port: 7000 }] }
+        })
+      )
+      assert.isTrue(cluster.options.enableAutoPipelining)
+      const nodeOptions = (cluster as unknown as { options: { redisOptions: object } }).options.redisOptions
+      assert.notProperty(nodeOptions, "enableAutoPipelining")
+      for (const client of [standalone, off, cluster]) client.disconnect()
+    }))
+})

@@ -40,6 +40,7 @@ describe("RedisConfig", () => {
         assert.strictEqual(millis(config.breaker.openDuration), 1_000)
         assert.strictEqual(millis(config.breaker.maxOpenDuration), 30_000)
         assert.deepStrictEqual(config.topology, { _tag: "Standalone" })
+        assert.strictEqual(config.autoPipelining, false)
         assert.strictEqual(config.awaitReady, false)
       }))
 
@@ -322,6 +323,7 @@ describe("RedisConfig", () => {
         field: "topology.nodes[0].host",
         options: { topology: { _tag: "Cluster", nodes: [{ host: "", port: 7000 }] } }
       },
+      { field: "autoPipelining", options: { autoPipelining: "yes" as unknown as boolean } },
       { field: "awaitReady", options: { awaitReady: 1 as unknown as boolean } }
     ]
 
@@ -443,7 +445,8 @@ describe("RedisConfig", () => {
           REDIS_KEY_PREFIX: "app:",
           REDIS_CONNECT_TIMEOUT: "3 seconds",
           REDIS_COMMAND_TIMEOUT: "750 millis",
-          REDIS_ACQUIRE_TIMEOUT: "200 millis"
+          REDIS_ACQUIRE_TIMEOUT: "200 millis",
+          REDIS_AUTO_PIPELINING: "true"
         }))
         assert.isTrue(Redacted.isRedacted(options.url))
         assert.isTrue(Redacted.isRedacted(options.password))
@@ -461,6 +464,7 @@ describe("RedisConfig", () => {
         assert.strictEqual(millis(config.connectTimeout), 3_000)
         assert.strictEqual(millis(config.commandTimeout), 750)
         assert.strictEqual(millis(config.acquireTimeout), 200)
+        assert.strictEqual(config.autoPipelining, true)
       }))
 
     it.effect("REDIS_URL alone, read from the current ConfigProvider", () =>

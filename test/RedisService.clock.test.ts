@@ -3,7 +3,7 @@
  * registry (Prometheus format) and spans when a tracer is installed.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { ConfigProvider, Duration, Effect, Fiber, Layer, Metric, Option, Tracer } from "effect"
+import { Clock, ConfigProvider, Duration, Effect, Fiber, Layer, Metric, Option, Tracer } from "effect"
 import { PrometheusMetrics } from "effect/observability"
 import { TestClock } from "effect/testing"
 import * as RedisService from "../src/RedisService.ts"
@@ -157,14 +157,16 @@ describe("Watchdog (TestClock)", () => {
   it.effect("a deadline watched from inside an expiry (a fiber resuming at once) still expires", () =>
     Effect.gen(function*() {
       const watchdog = yield* Watchdog.make(Duration.seconds(1))
+      const clock = yield* Clock.Clock
+      const now = () => clock.monotonicTimeNanosUnsafe()
       const expired: Array<string> = []
-      const settledEarly = watchdog.watch(() => expired.push("never"))
+      const settledEarly = watchdog.watch(() => expired.push("never"), now())
       Watchdog.settle(settledEarly)
       watchdog.watch(() => {
         expired.push("first")
         // What a retrying caller does: its next command is watched from within the sweep.
-        watchdog.watch(() => expired.push("second"))
-      })
+        watchdog.watch(() => expired.push("second"), now())
+      }, now())
       yield* TestClock.adjust("1100 millis")
       assert.deepStrictEqual(expired, ["first"])
       yield* TestClock.adjust("1100 millis")

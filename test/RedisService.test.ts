@@ -225,6 +225,43 @@ describe("RedisService (real redis-server)", () => {
       assert.strictEqual(health.reconnects, 1)
     }))
 
+  it.live("autoPipelining: commands issued together share socket reads; results and retries as without it", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisTestServer.make()
+      const readsDuring = (redis: RedisService.RedisServiceShape) =>
+        Effect.gen(function*() {
+          const reads = server.command("INFO", "stats").pipe(
+            Effect.map((info) => Number(/total_reads_processed:(\d+)/.exec(String(info))?.[1]))
+          )
+          const before = yield* reads
+          const values = yield* Effect.forEach(Array.from({ length: 200 }, (_, i) => i), (i) =>
+            Effect.andThen(redis.set(`k${i}`, `v${i}`), redis.get(`k${i}`)), { concurrency: "unbounded" })
+          assert.deepStrictEqual(values.map(Option.getOrNull), Array.from({ length: 200 }, (_, i) => `v${i}`))
+          // Minus the INFO call itself.
+          return (yield* reads) - before - 1
+        })
+      const plain = yield* readsDuring(yield* service({ ...fast, url: server.url, heartbeat: false }))
+      const pipelined = yield* readsDuring(
+        yield* service({ ...fast, url: server.url, heartbeat: false, autoPipelining: true })
+      )
+      yield* Effect.logInfo(`400 commands: ${plain} server reads without auto-pipelining, ${pipelined} with it`)
+      assert.isTrue(pipelined * 4 <= plain, `${pipelined} reads pipelined, ${plain} without`)
+
+      // An ECONNRESET under pipelined GETs: retried once on the next connection, as without auto-pipelining.
+      const proxy = yield* ChaosProxy.make({ target: server })
+      const redis = yield* service({ ...fast, url: proxy.url, heartbeat: false, autoPipelining: true })
+      assert.deepStrictEqual(yield* redis.get("k1"), Option.some("v1"))
+      yield* proxy.latency(300)
+      const gets = yield* Effect.forkChild(
+        Effect.forEach(Array.from({ length: 20 }), () => redis.get("k1"), { concurrency: "unbounded" })
+      )
+      yield* sleepReal(100)
+      yield* proxy.resetAll
+      yield* proxy.restore
+      assert.deepStrictEqual(new Set((yield* Fiber.join(gets)).map(Option.getOrNull)), new Set(["v1"]))
+      assert.strictEqual((yield* redis.health).reconnects, 1)
+    }))
+
   it.live("CLIENT KILL: the connection comes back by itself", () =>
     Effect.scoped(Effect.gen(function*() {
       const server = yield* RedisTestServer.make()
