@@ -183,22 +183,51 @@ export const registry = <const Schemas extends Record<string, Schema.Codec<any, 
 }
 
 /**
+ * Options of `publish`.
+ *
+ * @since 0.1.0
+ * @category publishing
+ */
+export interface PublishOptions {
+  /**
+   * Publish with `SPUBLISH` (sharded pub/sub, Redis >= 7): only subscribers of a `RedisSubscriber` with
+   * `sharded: true` (`SSUBSCRIBE`) receive it, and classic ones do not. On a Cluster it goes to the master owning the
+   * channel's slot. Default false (`PUBLISH`).
+   */
+  readonly sharded?: boolean | undefined
+}
+
+/**
  * Publishes on a channel. A typed channel encodes the value with its Schema first: a value that does not encode fails
  * with `DecodeError` and nothing is sent. Returns the number of subscribers that received it. Not idempotent: never
- * resent after a connection failure.
+ * resent after a connection failure. `{ sharded: true }` publishes with `SPUBLISH`, for sharded subscribers.
  *
  * @since 0.1.0
  * @category publishing
  */
 export const publish: {
-  <A, I>(channel: RedisChannel<A, I>, value: A): Effect.Effect<number, RedisError | InvalidChannelName, RedisService>
-  (channel: string, message: string): Effect.Effect<number, RedisError | InvalidChannelName, RedisService>
-} = (channel: ChannelLike, value: unknown): Effect.Effect<number, RedisError | InvalidChannelName, RedisService> =>
+  <A, I>(
+    channel: RedisChannel<A, I>,
+    value: A,
+    options?: PublishOptions
+  ): Effect.Effect<number, RedisError | InvalidChannelName, RedisService>
+  (
+    channel: string,
+    message: string,
+    options?: PublishOptions
+  ): Effect.Effect<number, RedisError | InvalidChannelName, RedisService>
+} = (
+  channel: ChannelLike,
+  value: unknown,
+  options?: PublishOptions
+): Effect.Effect<number, RedisError | InvalidChannelName, RedisService> =>
   Effect.gen(function*() {
     const name = nameOf(channel)
     const invalid = validateChannelName(name)
     if (invalid !== undefined) return yield* invalid
     const message = typeof channel === "string" ? String(value) : yield* channel.encode(value)
     const redis = yield* RedisService
-    return yield* redis.publish(name, message)
+    return options?.sharded === true
+      ? yield* redis.command<number>("SPUBLISH", [name, message])
+      : yield* redis.publish(name, message)
   })

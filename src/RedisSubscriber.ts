@@ -11,6 +11,10 @@
  * `subscribeWithFallback` keeps a stream going while pub/sub cannot: it polls a user-given effect while the
  * subscriber is down or the circuit breaker is open, and returns to live messages when healthy.
  *
+ * With `sharded: true` (Redis >= 7), channel subscriptions use sharded pub/sub (`SSUBSCRIBE`, messages published with
+ * `SPUBLISH`) with the same guarantees; on a Cluster each channel is subscribed on the master owning its slot, over
+ * that node's connection of the subscriber's own cluster client. Patterns stay classic (Redis has no sharded patterns).
+ *
  * @since 0.1.0
  */
 import * as Cause from "effect/Cause"
@@ -27,10 +31,19 @@ import * as Scope from "effect/Scope"
 import * as Semaphore from "effect/Semaphore"
 import * as Stream from "effect/Stream"
 import * as SubscriptionRef from "effect/SubscriptionRef"
+import { Cluster, type Redis as IORedis } from "ioredis"
 import * as Channels from "./Channels.ts"
+import { slotOf } from "./ClusterSlot.ts"
 import * as Connection from "./Connection.ts"
 import * as Heartbeat from "./Heartbeat.ts"
-import { classify, CommandTimeout, type DecodeError, type RedisError } from "./RedisError.ts"
+import {
+  classify,
+  ConnectionClosed,
+  CommandTimeout,
+  type DecodeError,
+  isTransient,
+  type RedisError
+} from "./RedisError.ts"
 import { RedisService } from "./RedisService.ts"
 
 /**
@@ -67,6 +80,13 @@ export type SubscriptionEvent<A = string> =
 export interface RedisSubscriberOptions {
   /** Messages buffered per local stream before new ones are dropped (with an overflow `Gap`). Default 1024. */
   readonly bufferSize?: number | undefined
+  /**
+   * Sharded pub/sub (Redis >= 7): `subscribe`, `events` and `subscribeWithFallback` use `SSUBSCRIBE` /
+   * `SUNSUBSCRIBE` and receive what is published with `SPUBLISH` (`publishTo(channel, value, { sharded: true })`),
+   * and nothing published with `PUBLISH`. `psubscribe` stays classic: Redis has no sharded patterns. The layer's
+   * `keyPrefix` is put in front of sharded channel names, as ioredis does for `SPUBLISH`. Default false.
+   */
+  readonly sharded?: boolean | undefined
 }
 
 /**
@@ -172,6 +192,10 @@ export const make = Effect.fnUntraced(function*(
 ) {
   const config = redis.config
   const bufferSize = options.bufferSize ?? 1024
+  const sharded = options.sharded === true
+  // Sharded channels carry the key prefix on the wire (ioredis prefixes SPUBLISH's channel, as a key); the subscriber
+  // adds it itself, on a client without a prefix, so that routing and delivery see the real name on every topology.
+  const prefix = config.keyPrefix
   const scope = yield* Effect.scope
   const clock = yield* Clock.Clock
   const now = () => clock.currentTimeMillisUnsafe()
@@ -210,20 +234,62 @@ export const make = Effect.fnUntraced(function*(
     for (const local of locals) offer(local, event.channel, event)
   }
 
+  const onShardMessage = (wire: string, message: string) => {
+    const channel = wire.startsWith(prefix) ? wire.slice(prefix.length) : wire
+    deliver("channel", channel, { _tag: "Message", channel, message })
+  }
+
   const listen = (client: Connection.Client) => {
-    client.on("message", (channel: string, message: string) => {
-      deliver("channel", channel, { _tag: "Message", channel, message })
-    })
+    if (!sharded) {
+      client.on("message", (channel: string, message: string) => {
+        deliver("channel", channel, { _tag: "Message", channel, message })
+      })
+    } else if (!(client instanceof Cluster)) {
+      client.on("smessage", onShardMessage)
+    }
     client.on("pmessage", (pattern: string, channel: string, message: string) => {
       deliver("pattern", pattern, { _tag: "Message", channel, message, pattern })
     })
   }
 
+  // Cluster nodes whose connection carries sharded subscriptions of the current cluster client. ioredis never
+  // reconnects a node connection (nor resubscribes it): losing one replaces the whole client, which reads a fresh slot
+  // map, and every channel is subscribed again on its owner with Gap/Resubscribed.
+  const shardNodes = new WeakSet<IORedis>()
+  const watchShardNode = (live: Connection.Live, node: IORedis) => {
+    if (shardNodes.has(node)) return
+    shardNodes.add(node)
+    let socketError: unknown
+    node.on("smessage", onShardMessage)
+    node.on("error", (error: unknown) => {
+      socketError = error
+    })
+    node.on("close", () => {
+      Effect.runSync(connection!.invalidate(
+        live,
+        classify(socketError ?? new Error("Connection is closed."), { sent: false, established: true })
+      ))
+    })
+    // A MOVED reply to SSUBSCRIBE, or the server dropping a slot's channels (SUNSUBSCRIBE push: slot migrated, master
+    // demoted): the slot map is stale.
+    node.on("moved", () => {
+      Effect.runSync(connection!.invalidate(
+        live,
+        new ConnectionClosed({ message: "A sharded channel's slot moved to another node", sent: false })
+      ))
+    })
+  }
+
   // Subscriber commands are bounded like every other command: a silent socket must not wedge a resubscription or a
   // stream's teardown.
-  const command = (live: Connection.Live, name: string, keys: ReadonlyArray<string>) =>
+  const command = (
+    live: Connection.Live,
+    name: string,
+    keys: ReadonlyArray<string>,
+    target: Connection.Client = live.client
+  ) =>
     Effect.tryPromise({
-      try: () => live.client.call(name, [...keys]),
+      try: () => target.call(name, [...keys]),
       catch: (cause) => classify(cause, { command: name, sent: true, socketError: live.socketError })
     }).pipe(
       Effect.timeoutOrElse({
@@ -240,7 +306,66 @@ export const make = Effect.fnUntraced(function*(
       })
     )
 
-  const verb = (kind: Kind) => kind === "channel" ? "SUBSCRIBE" : "PSUBSCRIBE"
+  const verb = (kind: Kind, subscribe: boolean) =>
+    kind === "pattern"
+      ? subscribe ? "PSUBSCRIBE" : "PUNSUBSCRIBE"
+      : sharded
+      ? subscribe ? "SSUBSCRIBE" : "SUNSUBSCRIBE"
+      : subscribe
+      ? "SUBSCRIBE"
+      : "UNSUBSCRIBE"
+
+  // Where sharded channels go: the client itself (standalone, Sentinel), or on a Cluster the master owning each slot,
+  // one command per slot (a multi-channel SSUBSCRIBE must stay within one slot there).
+  const routes = (live: Connection.Live, wire: ReadonlyArray<string>) =>
+    Effect.suspend(() => {
+      const client = live.client
+      if (!(client instanceof Cluster)) return Effect.succeed([{ target: client as Connection.Client, keys: wire }])
+      const bySlot = new Map<number, Array<string>>()
+      for (const name of wire) {
+        const slot = slotOf(name)
+        const group = bySlot.get(slot)
+        if (group === undefined) bySlot.set(slot, [name])
+        else group.push(name)
+      }
+      const masters = new Map(client.nodes("master").map((node) => [`${node.options.host}:${node.options.port}`, node]))
+      const out: Array<{ readonly target: Connection.Client; readonly keys: ReadonlyArray<string> }> = []
+      for (const [slot, keys] of bySlot) {
+        const owner = client.slots[slot]?.[0]
+        const node = owner === undefined ? undefined : masters.get(owner)
+        if (node === undefined) {
+          return Effect.fail(
+            new ConnectionClosed({ message: `No master owns slot ${slot} in the cluster's slot map`, sent: false })
+          )
+        }
+        watchShardNode(live, node)
+        out.push({ target: node, keys })
+      }
+      return Effect.succeed(out)
+    })
+
+  // One (P|S)(UN)SUBSCRIBE for `keys`: sharded channels are prefixed and routed to their owners.
+  const send = (
+    live: Connection.Live,
+    kind: Kind,
+    subscribe: boolean,
+    keys: ReadonlyArray<string>
+  ): Effect.Effect<void, RedisError> => {
+    const name = verb(kind, subscribe)
+    if (kind === "pattern" || !sharded) return Effect.asVoid(command(live, name, keys))
+    return Effect.flatMap(
+      routes(live, keys.map((key) => prefix + key)),
+      (groups) =>
+        Effect.forEach(groups, (group) => command(live, name, group.keys, group.target), {
+          concurrency: "unbounded",
+          discard: true
+        })
+    )
+  }
+
+  // A reply that refuses a channel for good (e.g. NOPERM), as opposed to one that says "not now" or "wrong node".
+  const isRefusal = (error: RedisError) =>
+    error._tag === "ReplyError" && !isTransient(error) && error.code !== "MOVED" && error.code !== "ASK"
 
   // A channel Redis refuses (e.g. NOPERM under an ACL) ends its local streams with the error; it is not retried.
   const refuse = (kind: Kind, key: string, error: RedisError) =>
@@ -252,13 +377,11 @@ export const make = Effect.fnUntraced(function*(
 
   // SUBSCRIBE everything of one kind in one command; if Redis refuses it, find out channel by channel which ones.
   const subscribeAll = (live: Connection.Live, kind: Kind, keys: ReadonlyArray<string>) =>
-    keys.length === 0 ? Effect.void : command(live, verb(kind), keys).pipe(
-      Effect.asVoid,
-      Effect.catchTag("ReplyError", () =>
+    keys.length === 0 ? Effect.void : send(live, kind, true, keys).pipe(
+      Effect.catchIf(isRefusal, () =>
         Effect.forEach(keys, (key) =>
-          command(live, verb(kind), [key]).pipe(
-            Effect.asVoid,
-            Effect.catchTag("ReplyError", (error) => refuse(kind, key, error))
+          send(live, kind, true, [key]).pipe(
+            Effect.catchIf(isRefusal, (error) => refuse(kind, key, error))
           ), { discard: true }))
     )
 
@@ -316,7 +439,9 @@ export const make = Effect.fnUntraced(function*(
         onState: (state) => state._tag === "Ready" ? Effect.void : SubscriptionRef.set(stateRef, state)
       }, {
         clientOptions: {
-          connectionName: config.connectionName === undefined ? "subscriber" : `${config.connectionName}:subscriber`
+          connectionName: config.connectionName === undefined ? "subscriber" : `${config.connectionName}:subscriber`,
+          // Sharded channel names are prefixed by `send` itself (classic pub/sub commands have no keys to prefix).
+          keyPrefix: ""
         }
       })
       connection = opened
@@ -355,18 +480,18 @@ export const make = Effect.fnUntraced(function*(
           return Effect.andThen(
             live === undefined
               ? Effect.void
-              : Effect.ignore(command(live, kind === "channel" ? "UNSUBSCRIBE" : "PUNSUBSCRIBE", [key])),
+              : Effect.ignore(send(live, kind, false, [key])),
             Queue.shutdown(queue)
           )
         })
       )
       const live = conn.current()
       if (first && live !== undefined) {
-        const subscribed = yield* Effect.result(command(live, verb(kind), [key]))
+        const subscribed = yield* Effect.result(send(live, kind, true, [key]))
         if (subscribed._tag === "Failure") {
-          // A reply error (e.g. no permission) ends this stream; a broken connection is replaced and the channel is
-          // subscribed again when the next connection is ready.
-          if (subscribed.failure._tag === "ReplyError") {
+          // A refusal (e.g. no permission) ends this stream; a broken connection (or a stale slot map) is replaced and
+          // the channel is subscribed again when the next connection is ready.
+          if (isRefusal(subscribed.failure)) {
             yield* refuse(kind, key, subscribed.failure)
             return yield* Effect.fail(subscribed.failure)
           }

@@ -72,3 +72,6 @@ export * as Metrics from "./Metrics.ts"
 export * as ReconnectSchedule from "./ReconnectSchedule.ts"
 export * as RedisConfig from "./RedisConfig.ts"
 export * as RedisErrors from "./RedisError.ts"
+export type { PublishOptions } from "./Channels.ts"
+/** Redis Cluster hash slots (`slotOf`), as the sharded subscriber routes channels. */
+export * as ClusterSlot from "./ClusterSlot.ts"
