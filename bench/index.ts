@@ -4,9 +4,9 @@
  * processes. Prints tables (ratios first) and writes `bench/results/latest.json`.
  *
  * ```sh
- * npm run bench                 # full: about 2.5 minutes
- * npm run bench -- --quick      # quick: about 45 s, fewer and shorter rounds, a 10 s outage
- * npm run bench -- --only=throughput   # or --only=resilience, --only=cache
+ * npm run bench                 # full: about 3 minutes (the cluster section about 35 s)
+ * npm run bench -- --quick      # quick: about 1 minute, fewer and shorter rounds, a 10 s outage
+ * npm run bench -- --only=throughput   # or --only=resilience, --only=cache, --only=cluster
  * npm run bench -- --no-pin            # do not pin the process and the server to CPUs
  * ```
  *
@@ -22,6 +22,7 @@ import { parseArgs } from "node:util"
 import * as RedisTestServer from "../src/testing/RedisTestServer.ts"
 import * as Cache from "./cache.ts"
 import * as Clients from "./clients.ts"
+import * as ClusterBench from "./cluster.ts"
 import * as Overhead from "./overhead.ts"
 import * as Report from "./report.ts"
 import * as Resilience from "./resilience.ts"
@@ -37,8 +38,8 @@ const { values: args } = parseArgs({
   allowNegative: true
 })
 
-if (args.only !== undefined && !["throughput", "resilience", "cache"].includes(args.only)) {
-  console.error(`--only=${args.only}: expected throughput, resilience or cache`)
+if (args.only !== undefined && !["throughput", "resilience", "cache", "cluster"].includes(args.only)) {
+  console.error(`--only=${args.only}: expected throughput, resilience, cache or cluster`)
   process.exit(2)
 }
 
@@ -46,11 +47,15 @@ const quick = args.quick === true
 const sections = {
   throughput: args.only === undefined || args.only === "throughput",
   resilience: args.only === undefined || args.only === "resilience",
-  cache: args.only === undefined || args.only === "cache"
+  cache: args.only === undefined || args.only === "cache",
+  cluster: args.only === undefined || args.only === "cluster"
 }
 
 // The cache figures with bench/cache.ts' quick settings (about 5 s); `npx node bench/cache.ts` runs its full set.
 const cacheOptions: Cache.CacheBenchOptions = Cache.defaults(true)
+
+// One node against a 3-master cluster, and failover times (bench/cluster.ts): about 35 s, quick about 15 s.
+const clusterOptions = ClusterBench.defaults(quick)
 
 const throughputOptions: Throughput.ThroughputOptions = quick
   ? { concurrencies: [1, 64, 256], rounds: 7, cellMillis: 30, warmupMillis: 100 }
@@ -222,11 +227,16 @@ const program = Effect.gen(function*() {
     progress("RedisCache figures (bench/cache.ts)")
     cache = yield* Cache.run(cacheOptions)
   }
-  return { throughput, overhead, clients, resilience, pinned, cache }
+  let cluster: ClusterBench.ClusterBenchResult | undefined
+  if (sections.cluster) {
+    console.log("\nCluster and Sentinel (bench/cluster.ts)")
+    cluster = yield* ClusterBench.run({ ...clusterOptions, onProgress: progress })
+  }
+  return { throughput, overhead, clients, resilience, pinned, cache, cluster }
 })
 
 Effect.runPromise(Effect.scoped(program)).then(
-  ({ cache, clients, overhead, pinned, resilience, throughput }) => {
+  ({ cache, clients, cluster, overhead, pinned, resilience, throughput }) => {
     const elapsed = (performance.now() - started) / 1000
     const loadAfter = Os.loadavg()
     const labels = Object.fromEntries(clients.map((client) => [client.id, client.label]))
@@ -237,6 +247,7 @@ Effect.runPromise(Effect.scoped(program)).then(
     if (overhead !== undefined) console.log(Report.overheadReport(overhead, labels, overheadOptions))
     if (resilience !== undefined) console.log(Report.resilienceReport(resilience, resilienceOptions))
     if (cache !== undefined) console.log(`\n${Cache.format(cache)}`)
+    if (cluster !== undefined) console.log(`\n${ClusterBench.format(cluster, clusterOptions)}`)
     console.log(
       `\nDone in ${elapsed.toFixed(0)} s; load average ${loadBefore.map((l) => l.toFixed(2)).join(" ")} before, ` +
         `${loadAfter.map((l) => l.toFixed(2)).join(" ")} after.`
@@ -252,7 +263,8 @@ Effect.runPromise(Effect.scoped(program)).then(
         throughput: throughputOptions,
         overhead: overheadOptions,
         resilience: resilienceOptions,
-        cache: cacheOptions
+        cache: cacheOptions,
+        cluster: clusterOptions
       },
       clients: clients.map((client) => ({
         id: client.id,
@@ -263,7 +275,8 @@ Effect.runPromise(Effect.scoped(program)).then(
       throughput,
       overhead,
       resilience,
-      cache
+      cache,
+      cluster
     })
     process.exit(0)
   },
