@@ -47,14 +47,16 @@ const publishUntilReceived = (
 ) =>
   Effect.gen(function*() {
     const started = Date.now()
+    let last: unknown
     while (Date.now() - started < limitMillis) {
       const result = yield* Effect.result(
         Channels.publish(channel, message, { sharded }).pipe(Effect.provideService(RedisService.RedisService, redis))
       )
       if (result._tag === "Success" && result.success >= 1) return Date.now() - started
+      last = result._tag === "Success" ? `${result.success} receivers` : result.failure._tag
       yield* sleepReal(50)
     }
-    return yield* Effect.die(new Error(`${message} reached no subscriber within ${limitMillis} ms`))
+    return yield* Effect.die(new Error(`${message} reached no subscriber within ${limitMillis} ms (last: ${last})`))
   })
 
 describe("ClusterSlot", () => {
@@ -243,7 +245,9 @@ describe("Sharded pub/sub on Redis Cluster", () => {
       const promoted = yield* cluster.masterOf(channel)
       assert.notStrictEqual(promoted.port, master.port)
       assert.strictEqual(yield* shardNumsub(promoted, channel), 1)
-      yield* publishUntilReceived(redis, channel, "after", true, 5_000)
+      // The publishing (command) connection fails over on its own; give it the same bound as the subscriber.
+      const publishedAfter = yield* publishUntilReceived(redis, channel, "after", true, 10_000)
+      yield* Effect.logInfo(`cluster sharded failover: SPUBLISH reached it ${publishedAfter} ms after Resubscribed`)
       yield* waitUntil(Effect.sync(() => events.items.at(-1)), (e) => e?._tag === "Message")
       assert.deepStrictEqual(tags(events.items).slice(0, 1), ["Message:before"])
       assert.deepStrictEqual(tags(events.items).slice(resubscribed - 1), ["Gap", "Resubscribed", "Message:after"])
