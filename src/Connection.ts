@@ -112,6 +112,20 @@ export interface Connection {
    * later ones (and reports about a connection already replaced) are no-ops and return false.
    */
   readonly invalidate: (live: Live, reason: RedisError) => Effect.Effect<boolean>
+  /**
+   * Reports that a command lost its connection (or reached a node that is no longer a master). On one server and
+   * behind Sentinel this is `invalidate`. On a Cluster that is still up it was one node's connection: the slot map is
+   * refreshed (ioredis reconnects what it needs) and the Cluster client stays.
+   */
+  readonly lost: (live: Live, reason: RedisError) => Effect.Effect<void>
+  /**
+   * Cluster only: one master stopped answering. Its connection is dropped (commands in flight on it fail at once and
+   * ioredis opens a new one when the node is needed again) and the slot map is refreshed, so that a failover is
+   * picked up; the other nodes' connections stay.
+   */
+  readonly recoverNode: (live: Live, node: IORedis, reason: RedisError) => Effect.Effect<void>
+  /** Node recoveries (`recoverNode` and slot-map refreshes by `lost`) since the start. */
+  readonly nodeRecoveries: Effect.Effect<number>
   readonly state: Effect.Effect<ConnectionState>
   /** The current state, then every change. */
   readonly states: Stream.Stream<ConnectionState>
@@ -185,10 +199,12 @@ export const clientOptions = (config: ResolvedRedisConfig): IORedisOptions => ({
  * - Sentinel: a `Redis` in sentinel mode: every attempt asks the sentinels for the current master (ioredis checks its
  *   role); `failoverDetector` closes the connection when the sentinels announce a new master, and the next attempt
  *   finds it. `sentinelRetryStrategy` is off: our schedule spaces the attempts.
- * - Cluster: a `Cluster` with `clusterRetryStrategy` off and no cluster-level offline queue. ioredis keeps control of
- *   what only it can do: the slot map, MOVED/ASK redirections (never reported as failures) and the per-node
- *   connections, which it opens lazily with an offline queue of their own (it forces that) and never reconnects (a
- *   lost node is found again through the slot map).
+ * - Cluster: a `Cluster` with `clusterRetryStrategy` off and no resending of commands whose node connection closed
+ *   or that got CLUSTERDOWN; a command for a node whose connection is still opening waits for it (bounded by the
+ *   layer's command timeout). ioredis keeps control of what only it can do: the
+ *   slot map, MOVED/ASK redirections (never reported as failures), TRYAGAIN (retried after 100 ms, up to 16
+ *   redirections: the command was not applied) and the per-node connections, which it opens lazily with an offline
+ *   queue of their own (it forces that) and never reconnects (a lost node is found again through the slot map).
  *
  * @since 0.1.0
  * @category constructors
@@ -223,11 +239,20 @@ export const makeClient = (config: ResolvedRedisConfig, overrides: Partial<IORed
       } = options
       return new Cluster<"legacy">(topology.nodes.map((node) => ({ host: node.host, port: node.port })), {
         lazyConnect: true,
-        enableOfflineQueue: false,
+        // Node connections open lazily (and again after a node was recovered): with the queue off, ioredis rejects a
+        // command for a node still opening, and only its 100 ms resend (off below) would hide that. With it on, such a
+        // command waits for its node, bounded by our command timeout. The layer only uses a Cluster that is ready; one
+        // that closes (every node gone) fails what it holds.
+        enableOfflineQueue: true,
         enableReadyCheck: true,
         clusterRetryStrategy: () => null,
+        // ioredis would resend a command whose node connection closed (after 100 ms), which could apply a write
+        // twice, and would hide CLUSTERDOWN by retrying it until the command times out: both are ours to decide.
+        retryDelayOnFailover: 0,
+        retryDelayOnClusterDown: 0,
         maxRedirections: 16,
-        slotsRefreshTimeout: Duration.toMillis(config.connectTimeout),
+        // CLUSTER SLOTS is a command: a frozen node is given up on after commandTimeout, and the next node is asked.
+        slotsRefreshTimeout: Duration.toMillis(config.commandTimeout),
         // A Cluster pipelines per node itself; its node connections must not do it again.
         ...(enableAutoPipelining === true ? { enableAutoPipelining } : {}),
         ...(keyPrefix === undefined ? {} : { keyPrefix }),
@@ -254,6 +279,14 @@ export const nodes = (client: Client): ReadonlyArray<NodeHealth> => {
   const primaries = new Set(client.nodes("master"))
   return client.nodes("all").map((node) => describe(node, primaries.has(node) ? "master" : "replica"))
 }
+
+/**
+ * A node's configured address, `host:port`: how the Cluster's slot map names it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const address = (node: IORedis): string => `${node.options.host ?? "?"}:${node.options.port ?? 0}`
 
 /**
  * The masters a client talks to: the one `Redis`, or every master node of a `Cluster`.
@@ -458,10 +491,37 @@ export const make = Effect.fnUntraced(function*(
   const invalidate = (live: Live, reason: RedisError): Effect.Effect<boolean> =>
     Effect.sync(() => loseUnsafe(live as MutableLive, reason))
 
+  let nodeRecoveries = 0
+  // A Cluster that is still up: ask it for the slot map again (ioredis runs one refresh at a time, trying the nodes
+  // in turn, and opens connections to the nodes that appeared).
+  const refreshSlots = (live: Live): boolean => {
+    const client = live.client
+    if (current !== live || !(client instanceof Cluster) || client.status !== "ready") return false
+    nodeRecoveries++
+    client.refreshSlotsCache()
+    return true
+  }
+
+  const lost = (live: Live, reason: RedisError): Effect.Effect<void> =>
+    Effect.sync(() => {
+      if (!refreshSlots(live)) loseUnsafe(live as MutableLive, reason)
+    })
+
+  const recoverNode = (live: Live, node: IORedis, reason: RedisError): Effect.Effect<void> =>
+    Effect.suspend(() => {
+      if (current !== live || !(live.client instanceof Cluster) || live.client.status !== "ready") return Effect.void
+      node.disconnect()
+      refreshSlots(live)
+      return Effect.logWarning(`Redis Cluster node ${address(node)} stopped answering; reconnecting it`, reason)
+    })
+
   return {
     current: () => current,
     acquire,
     invalidate,
+    lost,
+    recoverNode,
+    nodeRecoveries: Effect.sync(() => nodeRecoveries),
     state: SubscriptionRef.get(stateRef),
     states: SubscriptionRef.changes(stateRef),
     reconnects: Effect.sync(() => reconnects),

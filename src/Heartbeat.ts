@@ -1,7 +1,9 @@
 /**
  * The heartbeat: a supervised fiber that PINGs the ready connection every `interval` with a `timeout`, so that a
  * frozen server or a half-open socket (nothing comes back, nothing errors) is noticed. After `misses` consecutive
- * failures it invalidates the connection, which starts a reconnect cycle. Round-trip times go to a metric.
+ * failures it invalidates the connection, which starts a reconnect cycle. Round-trip times go to a metric. On a
+ * Cluster it PINGs every master, and can watch them one by one (`onNodeMisses`): one failing master is then
+ * recovered on its own while the others keep serving.
  *
  * @since 0.1.0
  */
@@ -11,7 +13,8 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
-import { type Connection, type Live, masters } from "./Connection.ts"
+import { Cluster, type Redis as IORedis } from "ioredis"
+import { address, type Connection, type Live, masters } from "./Connection.ts"
 import { classify, CommandTimeout, type RedisError } from "./RedisError.ts"
 
 /**
@@ -48,6 +51,15 @@ export interface Heartbeat {
 export interface HeartbeatHooks {
   readonly onSuccess?: ((rtt: Duration.Duration) => Effect.Effect<void>) | undefined
   readonly onFailure?: ((error: RedisError) => Effect.Effect<void>) | undefined
+  /**
+   * Cluster only. When given, each master is watched on its own: while some masters answer, the ones that do not
+   * are handed to this hook after `misses` failed PINGs in a row (and every `misses` PINGs after that), instead of
+   * the whole connection being replaced; their failed PINGs are not reported to `onFailure`. When every master
+   * fails, the heartbeat acts as on one server.
+   */
+  readonly onNodeMisses?: ((live: Live, node: IORedis, error: RedisError) => Effect.Effect<void>) | undefined
+  /** Cluster, with `onNodeMisses`: a master did not answer a PING (while others did). */
+  readonly onNodeFailure?: ((error: RedisError) => Effect.Effect<void>) | undefined
 }
 
 /**
@@ -57,9 +69,29 @@ export interface HeartbeatHooks {
  * @category constructors
  */
 export const ping = (live: Live, timeout: Duration.Duration): Effect.Effect<void, RedisError> =>
-  Effect.tryPromise({
+  bounded(
     // Every master: the one server, or each master of a Cluster (one frozen master is a miss).
-    try: () => Promise.all(masters(live.client).map((node) => node.ping())),
+    () => Promise.all(masters(live.client).map((node) => node.ping())),
+    live,
+    timeout
+  )
+
+/**
+ * One PING to one node of a connection, bounded by `timeout`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const pingNode = (live: Live, node: IORedis, timeout: Duration.Duration): Effect.Effect<void, RedisError> =>
+  bounded(() => node.ping(), live, timeout)
+
+const bounded = (
+  run: () => Promise<unknown>,
+  live: Live,
+  timeout: Duration.Duration
+): Effect.Effect<void, RedisError> =>
+  Effect.tryPromise({
+    try: run,
     catch: (cause) => classify(cause, { command: "PING", sent: true, socketError: live.socketError })
   }).pipe(
     Effect.timeoutOrElse({
@@ -92,6 +124,24 @@ export const make = Effect.fnUntraced(function*(
   let rtt: Option.Option<Duration.Duration> = Option.none()
   let failures = 0
   let generation = -1
+  // Cluster with `onNodeMisses`: failed PINGs in a row per master (by address), while other masters answer.
+  const nodeFailures = new Map<string, number>()
+
+  // Every master at once, each with its own timeout: which ones failed, and how.
+  const pingEach = (live: Live) =>
+    Effect.gen(function*() {
+      const nodes = masters(live.client)
+      const results = yield* Effect.forEach(nodes, (node) => Effect.result(pingNode(live, node, policy.timeout)), {
+        concurrency: "unbounded"
+      })
+      const failed: Array<readonly [IORedis, RedisError]> = []
+      results.forEach((result, i) => {
+        if (result._tag === "Failure") failed.push([nodes[i]!, result.failure])
+      })
+      return { all: nodes.length, failed }
+    })
+
+  const perNode = (live: Live) => hooks.onNodeMisses !== undefined && live.client instanceof Cluster
 
   const beat = Effect.gen(function*() {
     const live = connection.current()
@@ -99,10 +149,33 @@ export const make = Effect.fnUntraced(function*(
     if (live.generation !== generation) {
       generation = live.generation
       failures = 0
+      nodeFailures.clear()
     }
     const start = yield* Clock.currentTimeNanos
-    const result = yield* Effect.result(ping(live, policy.timeout))
-    if (result._tag === "Success") {
+    let failure: RedisError | undefined
+    if (perNode(live)) {
+      const { all, failed } = yield* pingEach(live)
+      if (failed.length > 0 && failed.length < all) {
+        // Some masters answer: the others are dealt with one by one, the connection stays.
+        failures = 0
+        const failing = new Set(failed.map(([node]) => address(node)))
+        for (const key of nodeFailures.keys()) if (!failing.has(key)) nodeFailures.delete(key)
+        for (const [node, error] of failed) {
+          const key = address(node)
+          const count = (nodeFailures.get(key) ?? 0) + 1
+          nodeFailures.set(key, count)
+          if (hooks.onNodeFailure !== undefined) yield* hooks.onNodeFailure(error)
+          if (count % policy.misses === 0) yield* hooks.onNodeMisses!(live, node, error)
+        }
+        return
+      }
+      nodeFailures.clear()
+      failure = failed[0]?.[1]
+    } else {
+      const result = yield* Effect.result(ping(live, policy.timeout))
+      if (result._tag === "Failure") failure = result.failure
+    }
+    if (failure === undefined) {
       const end = yield* Clock.currentTimeNanos
       const elapsed = Duration.nanos(end - start)
       rtt = Option.some(elapsed)
@@ -111,9 +184,9 @@ export const make = Effect.fnUntraced(function*(
       return
     }
     failures++
-    if (hooks.onFailure !== undefined) yield* hooks.onFailure(result.failure)
+    if (hooks.onFailure !== undefined) yield* hooks.onFailure(failure)
     if (failures >= policy.misses) {
-      yield* connection.invalidate(live, result.failure)
+      yield* connection.invalidate(live, failure)
     }
   })
 
@@ -129,6 +202,7 @@ export const make = Effect.fnUntraced(function*(
 
   return {
     rtt: Effect.sync(() => rtt),
-    consecutiveFailures: Effect.sync(() => failures)
+    // On a Cluster watched per node, the longest run of failed PINGs of one master counts too.
+    consecutiveFailures: Effect.sync(() => Math.max(failures, ...nodeFailures.values()))
   }
 })

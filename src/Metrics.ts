@@ -29,8 +29,13 @@ export interface RedisHealth {
   readonly connectionsOpened: number
   /** Round-trip time of the last successful heartbeat PING. `None` before the first one or with heartbeats off. */
   readonly heartbeatRtt: Option.Option<Duration.Duration>
-  /** Failed heartbeat PINGs in a row on the current connection. */
+  /** Failed heartbeat PINGs in a row on the current connection (on a Cluster: of the worst master). */
   readonly consecutiveHeartbeatFailures: number
+  /**
+   * Cluster: how often one node's trouble was handled without replacing the Cluster client (a master that stopped
+   * answering was reconnected, or a command's lost node connection refreshed the slot map). 0 elsewhere.
+   */
+  readonly nodeRecoveries: number
   /** Which kind of deployment the layer talks to. */
   readonly topology: "standalone" | "sentinel" | "cluster"
   /**

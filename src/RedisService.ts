@@ -269,17 +269,22 @@ export const make: (
       : yield* Heartbeat.make(connection, config.heartbeat, {
         onSuccess: (rtt) =>
           Effect.andThen(breaker.onSuccess, Metric.update(Metrics.heartbeatRtt, Duration.toSeconds(rtt))),
-        onFailure: () => Effect.andThen(breaker.onFailure, Metric.update(Metrics.heartbeatFailures, 1))
+        onFailure: () => Effect.andThen(breaker.onFailure, Metric.update(Metrics.heartbeatFailures, 1)),
+        // Cluster: a master that stops answering while the others answer is reconnected on its own.
+        onNodeFailure: () => Metric.update(Metrics.heartbeatFailures, 1),
+        onNodeMisses: connection.recoverNode
       })
 
     // The breaker's probe: a PING of its own on the next ready connection, never a user's command.
     const probeTimeout = config.heartbeat?.timeout ?? config.commandTimeout
     // A failed probe also replaces the connection: with the heartbeat off, nothing else would notice a silent socket.
+    // On a Cluster that is still up it refreshes the slot map instead (one frozen master fails the probe; the
+    // heartbeat recovers that node, and the refreshed map picks up its replica once promoted).
     yield* breaker.run(Effect.flatMap(
       connection.acquire("PING"),
       (live) =>
         Heartbeat.ping(live, probeTimeout).pipe(
-          Effect.tapError((error) => isTransient(error) ? connection.invalidate(live, error) : Effect.void)
+          Effect.tapError((error) => isTransient(error) ? connection.lost(live, error) : Effect.void)
         )
     ))
 
@@ -375,6 +380,7 @@ export const make: (
         connectionsOpened: yield* connection.connectionsOpened,
         heartbeatRtt: heartbeat === undefined ? Option.none() : yield* heartbeat.rtt,
         consecutiveHeartbeatFailures: heartbeat === undefined ? 0 : yield* heartbeat.consecutiveFailures,
+        nodeRecoveries: yield* connection.nodeRecoveries,
         topology,
         nodes: live === undefined ? [] : Connection.nodes(live.client)
       } satisfies Metrics.RedisHealth
@@ -425,9 +431,10 @@ const makeExecutor = (
   // the breaker, through the connection, however many commands were in flight); other transient failures count each.
   // READONLY means "wrong node" only where the master can move (Sentinel, Cluster); on one server it is a plain reply.
   const wrongRole = config.topology._tag === "Standalone" ? () => false : isWrongRole
+  // On a Cluster a lost connection is one node's: the slot map is refreshed and the Cluster client stays.
   const report = (live: Connection.Live | undefined, error: RedisError): Effect.Effect<void> =>
     isConnectionLost(error) || wrongRole(error)
-      ? live === undefined ? Effect.void : Effect.asVoid(connection.invalidate(live, error))
+      ? live === undefined ? Effect.void : connection.lost(live, error)
       : isTransient(error)
       ? breaker.onFailure
       : Effect.void

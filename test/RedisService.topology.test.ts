@@ -4,7 +4,7 @@
  * within a measured bound, and data replicated before the failure is there afterwards.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Option, Stream } from "effect"
+import { Effect, Fiber, Option, Stream } from "effect"
 import type { RedisOptions } from "../src/index.ts"
 import * as RedisService from "../src/RedisService.ts"
 import * as RedisSubscriber from "../src/RedisSubscriber.ts"
@@ -70,13 +70,19 @@ describe("RedisService on Redis Cluster", () => {
       assert.strictEqual(health.nodes.filter((n) => n.role === "master").length, 3)
     }))
 
-  it.live("a master frozen with SIGSTOP: reads and writes come back after the failover, data survives", () =>
+  it.live("a master frozen with SIGSTOP: the other masters keep serving; that node is recovered on its own", () =>
     Effect.gen(function*() {
       const cluster = yield* RedisTestCluster.make()
       const redis = yield* RedisService.make({ ...fast, topology: { _tag: "Cluster", nodes: cluster.startupNodes } })
       const kept = "{failover}:kept"
       yield* redis.set(kept, "before")
       const master = yield* cluster.masterOf(kept)
+      // A key on another master.
+      let other = ""
+      for (let i = 0; other === ""; i++) {
+        if ((yield* cluster.masterOf(`other:${i}`)).port !== master.port) other = `other:${i}`
+      }
+      yield* redis.set(other, "0")
       // Replicated before the failure: the replica's acknowledged offset reaches the master's.
       yield* waitUntil(master.command("INFO", "replication"), (info) => {
         const text = String(info)
@@ -86,6 +92,17 @@ describe("RedisService on Redis Cluster", () => {
       })
       yield* master.pause
       const frozenAt = Date.now()
+      // Meanwhile a writer on the other master: it never waits for the frozen one.
+      const otherWrites = yield* Effect.forkChild(Effect.gen(function*() {
+        const outcomes: Array<string> = []
+        while (Date.now() - frozenAt < 3_000) {
+          const t0 = Date.now()
+          const result = yield* Effect.result(redis.set(other, String(outcomes.length)))
+          outcomes.push(result._tag === "Success" ? "ok" : `${result.failure._tag}@${t0 - frozenAt}+${Date.now() - t0}`)
+          yield* sleepReal(50)
+        }
+        return outcomes
+      }))
       const took = yield* untilWritable(redis, "{failover}:written", 15_000).pipe(Effect.ensuring(master.resume))
       // Measured bound (see docs/scaling.md): cluster-node-timeout 1 s + election + detection + reconnect.
       assert.isTrue(took < 10_000, `writes back after ${took} ms`)
@@ -94,6 +111,60 @@ describe("RedisService on Redis Cluster", () => {
       assert.notStrictEqual((yield* cluster.masterOf(kept)).port, master.port)
       assert.deepStrictEqual(yield* redis.get(kept), Option.some("before"))
       assert.deepStrictEqual(yield* redis.get("{failover}:written"), Option.some("after"))
+      // The other master never made a caller wait: it served, except while the cluster itself was down (Redis'
+      // default cluster-require-full-coverage: CLUSTERDOWN until the replica took over), and that failed fast.
+      const outcomes = yield* Fiber.join(otherWrites)
+      assert.deepStrictEqual(outcomes.filter((o) => o.startsWith("CommandTimeout")), [], `other master: ${outcomes}`)
+      // Until the cluster declares the node failed (cluster-node-timeout, 1 s here), the other master serves.
+      assert.deepStrictEqual(outcomes.slice(0, 10), Array(10).fill("ok"), `other master: ${outcomes}`)
+      // The Cluster client was never replaced: only the frozen node's connection was.
+
+      const health = yield* redis.health
+      assert.strictEqual(health.connectionsOpened, 1)
+      assert.strictEqual(health.reconnects, 0)
+      assert.isAtLeast(health.nodeRecoveries, 1)
+    }))
+
+  it.live("cluster-require-full-coverage no: the other masters serve throughout; a write is never resent", () =>
+    Effect.gen(function*() {
+      const cluster = yield* RedisTestCluster.make({ args: ["--cluster-require-full-coverage", "no"] })
+      const topology = { _tag: "Cluster", nodes: cluster.startupNodes } as const
+      const redis = yield* RedisService.make({ ...fast, topology })
+      // A layer that waits longer for replies than the heartbeat takes to give up on a node.
+      const patient = yield* RedisService.make({ ...fast, topology, commandTimeout: "5 seconds" })
+      const frozenKey = "{frozen}:counter"
+      yield* redis.set(frozenKey, "0")
+      const master = yield* cluster.masterOf(frozenKey)
+      const others: Array<string> = []
+      for (let i = 0; others.length < 20; i++) {
+        if ((yield* cluster.masterOf(`other:${i}`)).port !== master.port) others.push(`other:${i}`)
+      }
+      yield* Effect.forEach(others, (key) => redis.set(key, "0"))
+      yield* patient.get(frozenKey)
+
+      yield* master.pause
+      const frozenAt = Date.now()
+      // An INCR sent to the frozen master: when the heartbeat drops that node's connection, the INCR fails at once,
+      // with `sent: true`; it is not resent to the node (which would leave the caller waiting for the command timeout
+      // and could apply it twice).
+      const incr = yield* Effect.forkChild(Effect.flip(patient.incr(frozenKey)))
+      const outcomes: Array<string> = []
+      while (Date.now() - frozenAt < 2_500) {
+        const result = yield* Effect.result(redis.set(others[outcomes.length % others.length]!, "1"))
+        outcomes.push(result._tag === "Success" ? "ok" : result.failure._tag)
+        yield* sleepReal(25)
+      }
+      const incrError = yield* Fiber.join(incr)
+      const incrTook = Date.now() - frozenAt
+      yield* master.resume
+      assert.deepStrictEqual(outcomes.filter((o) => o !== "ok"), [], `writes to the other masters: ${outcomes}`)
+      assert.strictEqual(incrError._tag, "ConnectionClosed", `${incrError._tag}: ${incrError.message}`)
+      assert.isTrue(incrError._tag === "ConnectionClosed" && incrError.sent)
+      assert.isBelow(incrTook, 5_000)
+      const health = yield* redis.health
+      assert.strictEqual(health.connectionsOpened, 1)
+      assert.isAtLeast(health.nodeRecoveries, 1)
+      assert.isAtLeast((yield* patient.health).nodeRecoveries, 1)
     }))
 
   it.live("pub/sub on a cluster: one shared subscriber, messages from any node", () =>
