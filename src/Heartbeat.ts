@@ -11,7 +11,6 @@ import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import { Cluster, type Redis as IORedis } from "ioredis"
 import { address, type Connection, type Live, masters } from "./Connection.ts"
@@ -190,14 +189,25 @@ export const make = Effect.fnUntraced(function*(
     }
   })
 
-  // Supervised: whatever happens inside a beat (even a defect), the next beat runs. Beats are at a fixed rate, not
-  // `interval` after the previous reply, so that a frozen server is detected within interval x misses + timeout.
-  const supervised = Effect.sleep(policy.interval).pipe(
-    Effect.andThen(Effect.repeat(
-      beat.pipe(Effect.catchCause((cause) => Effect.logWarning("Redis heartbeat failed unexpectedly", cause))),
-      Schedule.fixed(policy.interval)
-    ))
+  // Supervised: whatever happens inside a beat (even a defect), the next beat runs. Beats are on a fixed grid from the
+  // start (start + k x interval), not `interval` after the previous reply, so that a frozen server is detected within
+  // interval x misses + timeout, also before the first beat completed. A beat that overran its slot skips the slots
+  // it missed (it cannot: timeout <= interval, but a stalled process can).
+  const intervalMillis = Duration.toMillis(policy.interval)
+  const supervisedBeat = beat.pipe(
+    Effect.catchCause((cause) => Effect.logWarning("Redis heartbeat failed unexpectedly", cause))
   )
+  const supervised = Effect.gen(function*() {
+    const start = yield* Clock.currentTimeMillis
+    let slot = 1
+    while (true) {
+      const now = yield* Clock.currentTimeMillis
+      slot = Math.max(slot, Math.ceil((now - start) / intervalMillis))
+      yield* Effect.sleep(Duration.millis(start + slot * intervalMillis - now))
+      yield* supervisedBeat
+      slot++
+    }
+  })
   yield* Effect.forkScoped(supervised)
 
   return {

@@ -67,6 +67,30 @@ describe("Heartbeat (TestClock + real redis-server)", () => {
       yield* server.resume
     }))
 
+  it.effect("a freeze before the first beat completes is detected within interval x misses + timeout too", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisTestServer.make()
+      const config = yield* RedisConfig.resolve({ url: server.url, heartbeat: false, reconnect: { debounce: "1 hour" } })
+      const connection = yield* Connection.make(config)
+      const heartbeat = yield* Heartbeat.make(connection, policy)
+      yield* waitUntil(connection.state, (s) => s._tag === "Ready")
+      // Frozen at t = 0: PINGs at 1 s and 2 s time out at 1.5 s and 2.5 s (a grid anchored at the end of the first
+      // beat would put the second PING at 2.5 s and notice at 3 s).
+      yield* server.pause
+      yield* TestClock.adjust("1 second")
+      yield* sleepReal(20)
+      yield* TestClock.adjust("1 second")
+      yield* sleepReal(20)
+      yield* TestClock.adjust("499 millis")
+      yield* sleepReal(20)
+      assert.strictEqual(yield* heartbeat.consecutiveFailures, 1)
+      assert.strictEqual((yield* connection.state)._tag, "Ready")
+      yield* TestClock.adjust("1 millis")
+      yield* waitUntil(connection.state, (s) => s._tag === "Reconnecting")
+      assert.strictEqual(yield* heartbeat.consecutiveFailures, 2)
+      yield* server.resume
+    }))
+
   it.effect("a successful PING on a new connection resets the miss count", () =>
     Effect.gen(function*() {
       const server = yield* RedisTestServer.make()
@@ -84,12 +108,12 @@ describe("Heartbeat (TestClock + real redis-server)", () => {
       yield* TestClock.adjust("500 millis")
       yield* waitUntil(heartbeat.consecutiveFailures, (n) => n === 1)
       yield* server.resume
-      // Replace the connection (t = 1.5 s). Beats are on a fixed grid that starts when the first beat ended
-      // (t = 1.5 s), so the next beat, at t = 2.5 s, PINGs the new connection.
+      // Replace the connection (t = 1.5 s). Beats are on a fixed grid from the start (1 s, 2 s, ...), so the next
+      // beat, at t = 2 s, PINGs the new connection.
       yield* connection.invalidate(connection.current()!, new ConnectionReset({ message: "test", sent: false }))
       yield* TestClock.adjust("10 millis")
       yield* waitUntil(connection.state, (s) => s._tag === "Ready")
-      yield* TestClock.adjust("980 millis")
+      yield* TestClock.adjust("480 millis")
       yield* sleepReal(20)
       assert.strictEqual(yield* heartbeat.consecutiveFailures, 1)
       assert.isTrue(Option.isNone(yield* heartbeat.rtt))
