@@ -67,18 +67,27 @@ export const tickFor = (timeout: Duration.Duration): Duration.Duration =>
 export const make = Effect.fnUntraced(function*(timeout: Duration.Duration) {
   const clock = yield* Clock.Clock
   const timeoutMillis = Duration.toMillis(timeout)
-  const queue: Array<Deadline> = []
+  // A ring buffer of deadlines in send order: `head` and `tail` only grow, `mask` maps them to slots, and the buffer
+  // doubles when full. No splicing or truncation: the backing store stays one fast array of a stable size.
+  let ring: Array<Deadline | undefined> = new Array(256).fill(undefined)
+  let mask = ring.length - 1
   let head = 0
+  let tail = 0
 
-  // Moves the head past settled deadlines and compacts the queue.
+  const grow = () => {
+    const next: Array<Deadline | undefined> = new Array(ring.length * 2).fill(undefined)
+    for (let i = head; i < tail; i++) next[i - head] = ring[i & mask]
+    tail -= head
+    head = 0
+    ring = next
+    mask = next.length - 1
+  }
+
+  // Moves the head past settled deadlines, releasing them.
   const trim = () => {
-    while (head < queue.length && queue[head]!.settled) head++
-    if (head === queue.length) {
-      queue.length = 0
-      head = 0
-    } else if (head > 4096) {
-      queue.splice(0, head)
-      head = 0
+    while (head < tail && ring[head & mask]!.settled) {
+      ring[head & mask] = undefined
+      head++
     }
   }
 
@@ -88,16 +97,16 @@ export const make = Effect.fnUntraced(function*(timeout: Duration.Duration) {
   const sweep = () => {
     const now = millisOf(clock.monotonicTimeNanosUnsafe())
     const expired: Array<() => void> = []
-    while (head < queue.length) {
-      const deadline = queue[head]!
+    while (head < tail) {
+      const deadline = ring[head & mask]!
       if (!deadline.settled) {
         if (deadline.at > now) break
         if (deadline.expire !== undefined) expired.push(deadline.expire)
         settle(deadline)
       }
+      ring[head & mask] = undefined
       head++
     }
-    trim()
     // Expire only once the queue is consistent: an expired command's fiber may resume at once and send (and `watch`)
     // its next command from inside this call.
     for (const expire of expired) expire()
@@ -110,7 +119,9 @@ export const make = Effect.fnUntraced(function*(timeout: Duration.Duration) {
       // Most commands settle long before the sweep: dropping their deadlines here keeps them young garbage.
       trim()
       const deadline: Deadline = { settled: false, at: millisOf(sentAt) + timeoutMillis, expire }
-      queue.push(deadline)
+      if (tail - head === ring.length) grow()
+      ring[tail & mask] = deadline
+      tail++
       return deadline
     }
   } satisfies Watchdog as Watchdog

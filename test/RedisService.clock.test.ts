@@ -154,6 +154,28 @@ describe("isIdempotent", () => {
 })
 
 describe("Watchdog (TestClock)", () => {
+  it.effect("1000 commands in flight (the buffer grows past its first size): exactly the unsettled ones expire", () =>
+    Effect.gen(function*() {
+      const watchdog = yield* Watchdog.make(Duration.seconds(1))
+      const clock = yield* Clock.Clock
+      const expired: Array<number> = []
+      const deadlines: Array<Watchdog.Deadline> = []
+      for (let i = 0; i < 1000; i++) {
+        deadlines.push(watchdog.watch(() => expired.push(i), clock.monotonicTimeNanosUnsafe()))
+        // Some settle while others are still in flight, at the head and in the middle.
+        if (i % 3 === 0) Watchdog.settle(deadlines[i]!)
+        if (i === 300) yield* TestClock.adjust("500 millis")
+      }
+      yield* TestClock.adjust("600 millis")
+      const unsettled = (from: number, to: number) =>
+        Array.from({ length: to - from }, (_, k) => from + k).filter((i) => i % 3 !== 0)
+      // t = 1.1 s: the first 301 were sent at t = 0 and are due; the others were sent at t = 0.5 s.
+      assert.deepStrictEqual(expired, unsettled(0, 301))
+      yield* TestClock.adjust("500 millis")
+      assert.deepStrictEqual(expired, unsettled(0, 1000))
+    }))
+
+
   it.effect("a deadline watched from inside an expiry (a fiber resuming at once) still expires", () =>
     Effect.gen(function*() {
       const watchdog = yield* Watchdog.make(Duration.seconds(1))
