@@ -22,7 +22,6 @@
  *
  * @since 0.1.0
  */
-import * as Clock from "effect/Clock"
 import * as Config from "effect/Config"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
@@ -308,7 +307,7 @@ export const make: (
 
     const stats = yield* Metrics.makeCommandStats(config.connectionName ?? "default")
     const watchdog = yield* Watchdog.make(config.commandTimeout)
-    const execute = makeExecutor(config, connection, breaker, stats, watchdog, yield* Clock.Clock)
+    const execute = makeExecutor(config, connection, breaker, stats, watchdog)
 
     const get = (key: string) => execute("GET", true, (client) => client.get(key), Option.fromNullishOr)
 
@@ -420,12 +419,13 @@ const makeExecutor = (
   connection: Connection.Connection,
   breaker: CircuitBreaker.CircuitBreaker,
   stats: Metrics.CommandStats,
-  watchdog: Watchdog.Watchdog,
-  clock: Clock.Clock
+  watchdog: Watchdog.Watchdog
 ) => {
   const commandTimeout = config.commandTimeout
-  // Durations on the clock's monotonic nanoseconds (one hrtime read; TestClock drives it too).
-  const elapsed = (start: bigint) => Number(clock.monotonicTimeNanosUnsafe() - start) / 1e9
+  // Durations on the watchdog's monotonic milliseconds (performance.now() with the default clock; TestClock drives
+  // it too). One reading per command dates both its deadline and its duration.
+  const now = watchdog.now
+  const elapsed = (start: number) => (now() - start) / 1000
 
   // What a failed command tells the rest of the layer: a broken connection is replaced (the loss counts once towards
   // the breaker, through the connection, however many commands were in flight); other transient failures count each.
@@ -459,7 +459,7 @@ const makeExecutor = (
     run: Run<unknown>,
     reply: Reply<A>,
     live: Connection.Live,
-    start: bigint,
+    start: number,
     resume: (effect: Effect.Effect<A, RedisError>) => void
   ): void => {
     const deadline = watchdog.watch(() => {
@@ -511,7 +511,7 @@ const makeExecutor = (
     canRetry: boolean,
     run: Run<unknown>,
     reply: Reply<A>,
-    start: bigint
+    start: number
   ): Effect.Effect<A, RedisError> =>
     breaker.admit(name).pipe(
       Effect.tapError((error) => Effect.sync(() => stats.record(name, error._tag, elapsed(start)))),
@@ -524,7 +524,7 @@ const makeExecutor = (
     canRetry: boolean,
     run: Run<unknown>,
     reply: Reply<A>,
-    start: bigint
+    start: number
   ) =>
     connection.acquire(name).pipe(
       Effect.tapError((error) =>
@@ -544,7 +544,7 @@ const makeExecutor = (
     reply: Reply<A>,
     resume: (effect: Effect.Effect<A, RedisError>) => void
   ): void => {
-    const start = clock.monotonicTimeNanosUnsafe()
+    const start = now()
     if (breaker.current()._tag !== "Closed") return resume(rejected(name, idempotent, canRetry, run, reply, start))
     const live = connection.current()
     if (live === undefined) return resume(waitThenSend(name, idempotent, canRetry, run, reply, start))
@@ -577,6 +577,18 @@ const makeExecutor = (
     return span
   }
 
+  // Whether a fiber's context has a tracer of its own; remembered for the last context seen (callers of one program
+  // share it), so that most commands skip the lookup.
+  let lastContext: Context.Context<never> | undefined
+  let lastTraced = false
+  const traced = (fiber: Fiber.Fiber<unknown, unknown>): boolean => {
+    if (fiber.context !== lastContext) {
+      lastContext = fiber.context
+      lastTraced = fiber.getRef(Tracer.Tracer) !== Tracer.nativeTracer
+    }
+    return lastTraced
+  }
+
   // Spans are created when the program installed a tracer (OTLP, ...): with Effect's default in-memory tracer nobody
   // reads them, and a span costs more than the rest of the command path together. The check runs inside the command's
   // own callback (the running fiber is the current one there), which saves an `Effect.withFiber` step per command.
@@ -590,7 +602,7 @@ const makeExecutor = (
   function execute<A>(name: string, idempotent: boolean, run: Run<unknown>, reply: Reply<A> = asIs) {
     return Effect.callback<A, RedisError>((resume) => {
       const fiber = Fiber.getCurrent()
-      if (fiber !== undefined && fiber.getRef(Tracer.Tracer) !== Tracer.nativeTracer) {
+      if (fiber !== undefined && traced(fiber)) {
         const span = spanFor(name)
         return resume(Effect.withSpan(attempt(name, idempotent, true, run, reply), span.name, span.options))
       }

@@ -43,11 +43,26 @@ export const settle = (deadline: Deadline): void => {
  */
 export interface Watchdog {
   /**
-   * Watches a command sent at `sentAt` (the clock's `monotonicTimeNanosUnsafe()`, which the caller has read anyway to
-   * time the command): `expire` runs once if the command is still unsettled at its deadline.
+   * Watches a command sent at `sentAt` (a reading of `now`, which the caller takes anyway to time the command):
+   * `expire` runs once if the command is still unsettled at its deadline.
    */
-  readonly watch: (expire: () => void, sentAt: bigint) => Deadline
+  readonly watch: (expire: () => void, sentAt: number) => Deadline
+  /** Monotonic milliseconds on the watchdog's clock (see `monotonicMillis`). */
+  readonly now: () => number
 }
+
+/**
+ * Monotonic milliseconds (fractional) read from a `Clock`: `performance.now()` when it is Effect's default clock (one
+ * call, no BigInt), its `monotonicTimeNanosUnsafe()` otherwise, so that `TestClock` drives every deadline and duration.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const monotonicMillis = (clock: Clock.Clock): () => number =>
+  Object.getPrototypeOf(clock) === Object.getPrototypeOf(Clock.Clock.defaultValue()) &&
+    typeof performance !== "undefined"
+    ? () => performance.now()
+    : () => Number(clock.monotonicTimeNanosUnsafe()) / 1e6
 
 /**
  * The sweep period for a timeout: a tenth of it, between 5 ms and 100 ms.
@@ -91,16 +106,15 @@ export const make = Effect.fnUntraced(function*(timeout: Duration.Duration) {
     }
   }
 
-  // Monotonic milliseconds (as a double: exact to the microsecond for years of uptime).
-  const millisOf = (nanos: bigint) => Number(nanos) / 1e6
+  const now = monotonicMillis(clock)
 
   const sweep = () => {
-    const now = millisOf(clock.monotonicTimeNanosUnsafe())
+    const time = now()
     const expired: Array<() => void> = []
     while (head < tail) {
       const deadline = ring[head & mask]!
       if (!deadline.settled) {
-        if (deadline.at > now) break
+        if (deadline.at > time) break
         if (deadline.expire !== undefined) expired.push(deadline.expire)
         settle(deadline)
       }
@@ -118,11 +132,12 @@ export const make = Effect.fnUntraced(function*(timeout: Duration.Duration) {
     watch: (expire, sentAt) => {
       // Most commands settle long before the sweep: dropping their deadlines here keeps them young garbage.
       trim()
-      const deadline: Deadline = { settled: false, at: millisOf(sentAt) + timeoutMillis, expire }
+      const deadline: Deadline = { settled: false, at: sentAt + timeoutMillis, expire }
       if (tail - head === ring.length) grow()
       ring[tail & mask] = deadline
       tail++
       return deadline
-    }
+    },
+    now
   } satisfies Watchdog as Watchdog
 })

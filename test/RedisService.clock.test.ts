@@ -3,7 +3,7 @@
  * registry (Prometheus format) and spans when a tracer is installed.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Clock, ConfigProvider, Duration, Effect, Fiber, Layer, Metric, Option, Tracer } from "effect"
+import { ConfigProvider, Duration, Effect, Fiber, Layer, Metric, Option, Tracer } from "effect"
 import { PrometheusMetrics } from "effect/observability"
 import { TestClock } from "effect/testing"
 import * as RedisService from "../src/RedisService.ts"
@@ -157,11 +157,10 @@ describe("Watchdog (TestClock)", () => {
   it.effect("1000 commands in flight (the buffer grows past its first size): exactly the unsettled ones expire", () =>
     Effect.gen(function*() {
       const watchdog = yield* Watchdog.make(Duration.seconds(1))
-      const clock = yield* Clock.Clock
       const expired: Array<number> = []
       const deadlines: Array<Watchdog.Deadline> = []
       for (let i = 0; i < 1000; i++) {
-        deadlines.push(watchdog.watch(() => expired.push(i), clock.monotonicTimeNanosUnsafe()))
+        deadlines.push(watchdog.watch(() => expired.push(i), watchdog.now()))
         // Some settle while others are still in flight, at the head and in the middle.
         if (i % 3 === 0) Watchdog.settle(deadlines[i]!)
         if (i === 300) yield* TestClock.adjust("500 millis")
@@ -179,8 +178,7 @@ describe("Watchdog (TestClock)", () => {
   it.effect("a deadline watched from inside an expiry (a fiber resuming at once) still expires", () =>
     Effect.gen(function*() {
       const watchdog = yield* Watchdog.make(Duration.seconds(1))
-      const clock = yield* Clock.Clock
-      const now = () => clock.monotonicTimeNanosUnsafe()
+      const now = watchdog.now
       const expired: Array<string> = []
       const settledEarly = watchdog.watch(() => expired.push("never"), now())
       Watchdog.settle(settledEarly)
