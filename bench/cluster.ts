@@ -7,7 +7,7 @@
  * test/RedisService.topology.test.ts.
  *
  * ```sh
- * npm run bench -- --only=cluster            # about 35 s
+ * npm run bench -- --only=cluster            # about 25 s
  * npm run bench -- --only=cluster --quick    # about 15 s
  * ```
  *
@@ -722,11 +722,11 @@ export const defaults = (quick: boolean): Omit<ClusterBenchOptions, "onProgress"
     : {
       concurrencies: [64, 256],
       keys: 1024,
-      rounds: 7,
-      cellMillis: 150,
+      rounds: 5,
+      cellMillis: 100,
       warmupMillis: 300,
-      clusterFailoverRounds: 3,
-      sentinelFailoverRounds: 3,
+      clusterFailoverRounds: 2,
+      sentinelFailoverRounds: 2,
       recoveryTimeoutMillis: 15_000
     }
 
