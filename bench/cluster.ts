@@ -518,7 +518,6 @@ const measureFailover = (
     if (promotedMillis === undefined) yield* Effect.ignore(Effect.timeoutOption(Fiber.join(promotion), 500))
     yield* Fiber.interrupt(promotion)
     yield* Fiber.interrupt(watcher)
-    yield* frozen.resume
     return {
       frozenPort: frozen.port,
       noticed,
@@ -527,7 +526,10 @@ const measureFailover = (
       writeBackMillis,
       failedWrites
     } satisfies FailoverRound
-  })
+  }).pipe(
+    // Resumed however the round ends (SIGCONT to a running server does nothing).
+    Effect.ensuring(frozen.resume)
+  )
 
 const summarizeFailover = (rounds: ReadonlyArray<FailoverRound>, setupMillis: ReadonlyArray<number>) => ({
   rounds,

@@ -154,6 +154,8 @@ export interface ConnectionHooks {
   readonly onLost?: ((reason: RedisError) => Effect.Effect<void>) | undefined
   /** The state changed. */
   readonly onState?: ((state: ConnectionState) => Effect.Effect<void>) | undefined
+  /** Cluster: commands lost one node's connection (the Cluster client stays); once per slot-map refresh. */
+  readonly onNodeLost?: ((reason: RedisError) => Effect.Effect<void>) | undefined
 }
 
 /**
@@ -187,6 +189,9 @@ export const clientOptions = (config: ResolvedRedisConfig): IORedisOptions => ({
   autoResendUnfulfilledCommands: false,
   autoResubscribe: false,
   maxRetriesPerRequest: 0,
+  // A connection the layer drops is closed at once: ioredis would otherwise wait up to 2 s for a frozen server to close
+  // its side before destroying the socket, and fail the commands it holds only then.
+  disconnectTimeout: 0,
   enableAutoPipelining: config.autoPipelining,
   connectTimeout: Duration.toMillis(config.connectTimeout)
   // No ioredis commandTimeout: a timer per command is costly; the layer's Watchdog enforces it instead.
@@ -200,8 +205,8 @@ export const clientOptions = (config: ResolvedRedisConfig): IORedisOptions => ({
  *   role); `failoverDetector` closes the connection when the sentinels announce a new master, and the next attempt
  *   finds it. `sentinelRetryStrategy` is off: our schedule spaces the attempts.
  * - Cluster: a `Cluster` with `clusterRetryStrategy` off and no resending of commands whose node connection closed
- *   or that got CLUSTERDOWN; a command for a node whose connection is still opening waits for it (bounded by the
- *   layer's command timeout). ioredis keeps control of what only it can do: the
+ *   or that got CLUSTERDOWN; a command for a node whose connection is still opening waits for it, at most half the
+ *   command timeout (`boundNodeOpening`). ioredis keeps control of what only it can do: the
  *   slot map, MOVED/ASK redirections (never reported as failures), TRYAGAIN (retried after 100 ms, up to 16
  *   redirections: the command was not applied) and the per-node connections, which it opens lazily with an offline
  *   queue of their own (it forces that) and never reconnects (a lost node is found again through the slot map).
@@ -241,8 +246,9 @@ export const makeClient = (config: ResolvedRedisConfig, overrides: Partial<IORed
         lazyConnect: true,
         // Node connections open lazily (and again after a node was recovered): with the queue off, ioredis rejects a
         // command for a node still opening, and only its 100 ms resend (off below) would hide that. With it on, such a
-        // command waits for its node, bounded by our command timeout. The layer only uses a Cluster that is ready; one
-        // that closes (every node gone) fails what it holds.
+        // command waits for its node, which gets half the command timeout to open (`boundNodeOpening`: else ioredis
+        // would send it whenever the node opens). The layer only uses a Cluster that is ready; one that closes (every
+        // node gone) fails what it holds.
         enableOfflineQueue: true,
         enableReadyCheck: true,
         clusterRetryStrategy: () => null,
@@ -281,6 +287,35 @@ export const nodes = (client: Client): ReadonlyArray<NodeHealth> => {
 }
 
 /**
+ * Drops a Cluster node connection that does not become ready within `millis` of starting to open. ioredis holds the
+ * commands for a node whose connection is still opening (its node connections always queue) and sends them whenever it
+ * opens: against a frozen node (TCP accepted, handshake unanswered) that could be long after the layer reported them
+ * timed out. Dropped, the node fails what it holds (`ConnectionClosed`), before the callers' own deadlines, and ioredis
+ * opens a new connection when the node is next needed. (A plain timer, as ioredis' own `connectTimeout` is: it only
+ * bounds an ioredis-internal state.)
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const boundNodeOpening = (node: IORedis, millis: number): void => {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const clear = () => {
+    if (timer !== undefined) clearTimeout(timer)
+    timer = undefined
+  }
+  node.on("connecting", () => {
+    clear()
+    timer = setTimeout(() => {
+      timer = undefined
+      if (node.status !== "ready" && node.status !== "end") node.disconnect()
+    }, millis)
+    timer.unref()
+  })
+  node.on("ready", clear)
+  node.on("end", clear)
+}
+
+/**
  * A node's configured address, `host:port`: how the Cluster's slot map names it.
  *
  * @since 0.1.0
@@ -315,6 +350,11 @@ export const make = Effect.fnUntraced(function*(
   options: { readonly clientOptions?: Partial<IORedisOptions> | undefined } = {}
 ) {
   const stateRef = yield* SubscriptionRef.make<ConnectionState>({ _tag: "Connecting", attempt: 0 })
+  // Cluster node connections get half the command timeout to open (see `boundNodeOpening`).
+  const nodeOpeningMillis = Math.min(
+    Duration.toMillis(config.connectTimeout),
+    Duration.toMillis(config.commandTimeout) / 2
+  )
   let current: MutableLive | undefined
   let ready = Deferred.makeUnsafe<Live, ConnectionClosed>()
   let generation = 0
@@ -362,6 +402,9 @@ export const make = Effect.fnUntraced(function*(
     client.on("close", () => loseUnsafe(live, closedReason(live)))
     // A Cluster ends when it gave up on every node (its own retry strategy is off).
     client.on("end", () => loseUnsafe(live, closedReason(live)))
+    if (client instanceof Cluster) {
+      client.on("+node", (node: IORedis) => boundNodeOpening(node, nodeOpeningMillis))
+    }
     hooks.onClient?.(client)
     return Effect.callback<MutableLive, RedisError>((resume) => {
       client.connect().then(
@@ -492,26 +535,39 @@ export const make = Effect.fnUntraced(function*(
     Effect.sync(() => loseUnsafe(live as MutableLive, reason))
 
   let nodeRecoveries = 0
-  // A Cluster that is still up: ask it for the slot map again (ioredis runs one refresh at a time, trying the nodes
-  // in turn, and opens connections to the nodes that appeared).
-  const refreshSlots = (live: Live): boolean => {
-    const client = live.client
-    if (current !== live || !(client instanceof Cluster) || client.status !== "ready") return false
+  let refreshing = false
+  const clusterUp = (live: Live): live is Live & { readonly client: Cluster } =>
+    current === live && live.client instanceof Cluster && live.client.status === "ready"
+  // A Cluster that is still up: ask it for the slot map again (ioredis tries the nodes in turn, and opens connections
+  // to the nodes that appeared). One refresh at a time; the failures that arrive meanwhile belong to the same episode.
+  // Returns whether this call started a refresh.
+  const refreshSlots = (client: Cluster): boolean => {
+    if (refreshing) return false
+    refreshing = true
     nodeRecoveries++
-    client.refreshSlotsCache()
+    client.refreshSlotsCache(() => {
+      refreshing = false
+    })
     return true
   }
+  const nodeLost = (reason: RedisError) => hooks.onNodeLost === undefined ? Effect.void : hooks.onNodeLost(reason)
 
   const lost = (live: Live, reason: RedisError): Effect.Effect<void> =>
-    Effect.sync(() => {
-      if (!refreshSlots(live)) loseUnsafe(live as MutableLive, reason)
+    Effect.suspend(() => {
+      if (!clusterUp(live)) {
+        loseUnsafe(live as MutableLive, reason)
+        return Effect.void
+      }
+      return refreshSlots(live.client) ? nodeLost(reason) : Effect.void
     })
 
   const recoverNode = (live: Live, node: IORedis, reason: RedisError): Effect.Effect<void> =>
     Effect.suspend(() => {
-      if (current !== live || !(live.client instanceof Cluster) || live.client.status !== "ready") return Effect.void
+      if (!clusterUp(live)) return Effect.void
       node.disconnect()
-      refreshSlots(live)
+      refreshSlots(live.client)
+      // Not reported to `onNodeLost`: the breaker speaks for the whole cluster, and one silent master must not open
+      // it for the others (the commands that node fails report themselves, through `lost`).
       return Effect.logWarning(`Redis Cluster node ${address(node)} stopped answering; reconnecting it`, reason)
     })
 

@@ -15,6 +15,7 @@ import type * as Scope from "effect/Scope"
 import { Cluster, type Redis as IORedis } from "ioredis"
 import { address, type Connection, type Live, masters } from "./Connection.ts"
 import { classify, CommandTimeout, type RedisError } from "./RedisError.ts"
+import { monotonicMillis } from "./Watchdog.ts"
 
 /**
  * The heartbeat settings, decoded.
@@ -168,7 +169,8 @@ export const make = Effect.fnUntraced(function*(
         }
         return
       }
-      nodeFailures.clear()
+      // Every master failed (counted as one failure of the whole connection below) or none did.
+      if (failed.length === 0) nodeFailures.clear()
       failure = failed[0]?.[1]
     } else {
       const result = yield* Effect.result(ping(live, policy.timeout))
@@ -197,13 +199,15 @@ export const make = Effect.fnUntraced(function*(
   const supervisedBeat = beat.pipe(
     Effect.catchCause((cause) => Effect.logWarning("Redis heartbeat failed unexpectedly", cause))
   )
+  // On the monotonic clock: a step of the wall clock (NTP, a resumed VM) does not move the grid.
+  const now = monotonicMillis(yield* Clock.Clock)
   const supervised = Effect.gen(function*() {
-    const start = yield* Clock.currentTimeMillis
+    const start = now()
     let slot = 1
     while (true) {
-      const now = yield* Clock.currentTimeMillis
-      slot = Math.max(slot, Math.ceil((now - start) / intervalMillis))
-      yield* Effect.sleep(Duration.millis(start + slot * intervalMillis - now))
+      const time = now()
+      slot = Math.max(slot, Math.ceil((time - start) / intervalMillis))
+      yield* Effect.sleep(Duration.millis(Math.min(intervalMillis, start + slot * intervalMillis - time)))
       yield* supervisedBeat
       slot++
     }

@@ -261,7 +261,9 @@ export const make: (
         ),
       onReady: () => Effect.andThen(breaker.onConnectionReady, Metric.update(Metrics.connectionsOpened, 1)),
       onLost: () => Effect.andThen(breaker.onFailure, Metric.update(Metrics.reconnects, 1)),
-      onState: (state) => Metrics.recordConnectionState(Connection.status(state))
+      onState: (state) => Metrics.recordConnectionState(Connection.status(state)),
+      // Cluster: a node's lost connection counts once towards the breaker, however many commands it failed.
+      onNodeLost: () => breaker.onFailure
     })
     const heartbeat = config.heartbeat === undefined
       ? undefined
@@ -431,7 +433,8 @@ const makeExecutor = (
   // the breaker, through the connection, however many commands were in flight); other transient failures count each.
   // READONLY means "wrong node" only where the master can move (Sentinel, Cluster); on one server it is a plain reply.
   const wrongRole = config.topology._tag === "Standalone" ? () => false : isWrongRole
-  // On a Cluster a lost connection is one node's: the slot map is refreshed and the Cluster client stays.
+  // On a Cluster a lost connection is one node's: the slot map is refreshed and the Cluster client stays (it counts
+  // towards the breaker once per refresh, through `onNodeLost`).
   const report = (live: Connection.Live | undefined, error: RedisError): Effect.Effect<void> =>
     isConnectionLost(error) || wrongRole(error)
       ? live === undefined ? Effect.void : connection.lost(live, error)
@@ -460,13 +463,15 @@ const makeExecutor = (
     reply: Reply<A>,
     live: Connection.Live,
     start: number,
+    sentAt: number,
     resume: (effect: Effect.Effect<A, RedisError>) => void
   ): void => {
+    // `start` times the whole call (a wait for a connection included); the deadline counts from the send.
     const deadline = watchdog.watch(() => {
       const error = timedOut(name)
       stats.record(name, error._tag, elapsed(start))
       resume(Effect.andThen(report(live, error), Effect.fail(error)))
-    }, start)
+    }, sentAt)
     // ioredis rejects with the same "Connection is closed." whether or not it wrote the command: a client that has
     // already ended writes nothing.
     const sent = live.client.status !== "end"
@@ -481,11 +486,17 @@ const makeExecutor = (
         if (deadline.settled) return
         Watchdog.settle(deadline)
         stats.record(name, "ok", elapsed(start))
+        let result: A
+        try {
+          result = reply(value)
+        } catch (defect) {
+          return resume(Effect.die(defect))
+        }
         const state = breaker.current()
         resume(
           state._tag === "Closed" && state.failures === 0
-            ? Effect.succeed(reply(value))
-            : Effect.as(breaker.onSuccess, reply(value))
+            ? Effect.succeed(result)
+            : Effect.as(breaker.onSuccess, result)
         )
       },
       (cause: unknown) => {
@@ -531,7 +542,9 @@ const makeExecutor = (
         Effect.andThen(Effect.sync(() => stats.record(name, error._tag, elapsed(start))), report(undefined, error))
       ),
       Effect.flatMap((live) =>
-        Effect.callback<A, RedisError>((resume) => send(name, idempotent, canRetry, run, reply, live, start, resume))
+        Effect.callback<A, RedisError>((resume) =>
+          send(name, idempotent, canRetry, run, reply, live, start, now(), resume)
+        )
       )
     )
 
@@ -548,7 +561,7 @@ const makeExecutor = (
     if (breaker.current()._tag !== "Closed") return resume(rejected(name, idempotent, canRetry, run, reply, start))
     const live = connection.current()
     if (live === undefined) return resume(waitThenSend(name, idempotent, canRetry, run, reply, start))
-    return send(name, idempotent, canRetry, run, reply, live, start, resume)
+    return send(name, idempotent, canRetry, run, reply, live, start, start, resume)
   }
 
   const attempt = <A>(

@@ -70,7 +70,11 @@ describe("Heartbeat (TestClock + real redis-server)", () => {
   it.effect("a freeze before the first beat completes is detected within interval x misses + timeout too", () =>
     Effect.gen(function*() {
       const server = yield* RedisTestServer.make()
-      const config = yield* RedisConfig.resolve({ url: server.url, heartbeat: false, reconnect: { debounce: "1 hour" } })
+      const config = yield* RedisConfig.resolve({
+        url: server.url,
+        heartbeat: false,
+        reconnect: { debounce: "1 hour" }
+      })
       const connection = yield* Connection.make(config)
       const heartbeat = yield* Heartbeat.make(connection, policy)
       yield* waitUntil(connection.state, (s) => s._tag === "Ready")

@@ -174,7 +174,6 @@ describe("Watchdog (TestClock)", () => {
       assert.deepStrictEqual(expired, unsettled(0, 1000))
     }))
 
-
   it.effect("a deadline watched from inside an expiry (a fiber resuming at once) still expires", () =>
     Effect.gen(function*() {
       const watchdog = yield* Watchdog.make(Duration.seconds(1))

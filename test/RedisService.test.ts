@@ -245,7 +245,9 @@ describe("RedisService (real redis-server)", () => {
         yield* service({ ...fast, url: server.url, heartbeat: false, autoPipelining: true })
       )
       yield* Effect.logInfo(`400 commands: ${plain} server reads without auto-pipelining, ${pipelined} with it`)
-      assert.isTrue(pipelined * 4 <= plain, `${pipelined} reads pipelined, ${plain} without`)
+      // 400 commands: ~200-320 reads without pipelining here, ~5 with it (a busy server coalesces some unpipelined
+      // commands into one read, hence the margin).
+      assert.isTrue(pipelined * 2 < plain, `${pipelined} reads pipelined, ${plain} without`)
 
       // An ECONNRESET under pipelined GETs: retried once on the next connection, as without auto-pipelining.
       const proxy = yield* ChaosProxy.make({ target: server })
