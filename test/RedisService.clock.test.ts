@@ -36,6 +36,35 @@ describe("RedisService (TestClock)", () => {
       yield* server.resume
     }))
 
+  it.effect("a command that waited for a connection gets its whole commandTimeout from when it is sent", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisTestServer.make()
+      yield* server.stop
+      const redis = yield* RedisService.make({
+        url: server.url,
+        heartbeat: false,
+        acquireTimeout: "5 seconds",
+        commandTimeout: "2 seconds",
+        reconnect: { base: "1 second", jitter: false, debounce: "0 millis" }
+      })
+      // The first attempt fails at t = 0 (refused); BLPOP waits for a connection.
+      yield* waitUntil(redis.health, (h) => h.connection === "reconnecting")
+      const pending = yield* Effect.forkChild(Effect.flip(redis.command("BLPOP", ["list", "0"])))
+      yield* server.start
+      // t = 1 s: the next attempt connects and BLPOP is sent (it never gets a reply: the list stays empty).
+      yield* TestClock.adjust("1 second")
+      yield* waitUntil(redis.health, (h) => h.connection === "ready")
+      yield* sleepReal(50)
+      // Counted from the call (t = 0), the deadline would have passed at 2 s.
+      yield* TestClock.adjust("1500 millis")
+      yield* sleepReal(20)
+      assert.isUndefined(pending.pollUnsafe(), "BLPOP sent at 1 s is still within its 2 s at 2.5 s")
+      const tick = Duration.toMillis(Watchdog.tickFor(Duration.seconds(2)))
+      yield* TestClock.adjust(500 + tick + 1)
+      const error = yield* Fiber.join(pending)
+      assert.strictEqual(error._tag, "CommandTimeout")
+    }))
+
   it.effect("acquireTimeout runs on Effect's Clock: with Redis down a call fails after exactly acquireTimeout", () =>
     Effect.gen(function*() {
       const server = yield* RedisTestServer.make()
