@@ -16,6 +16,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import * as SubscriptionRef from "effect/SubscriptionRef"
 import { Cluster, Redis as IORedis, type RedisOptions } from "ioredis"
@@ -316,6 +317,78 @@ export const boundNodeOpening = (node: IORedis, millis: number): void => {
 }
 
 /**
+ * How often a reconnect cycle behind Sentinel asks the sentinels which master they name.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const sentinelPoll: Duration.Duration = Duration.millis(200)
+
+/**
+ * Asks sentinels which master they name (`SENTINEL get-master-addr-by-name`), over one connection at a time.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SentinelWatch {
+  /** `host:port` of the master, or `undefined` when no sentinel answered this time (the next one is asked next). */
+  readonly ask: Effect.Effect<string | undefined>
+}
+
+/**
+ * A `SentinelWatch` owned by the current scope: it keeps one connection to a sentinel, moves to the next sentinel when
+ * one fails or takes longer than `timeout`, and closes its connection with the scope.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const watchSentinels = (
+  sentinels: ReadonlyArray<{ readonly host: string; readonly port: number }>,
+  name: string,
+  timeout: Duration.Duration
+): Effect.Effect<SentinelWatch, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    let index = 0
+    let client: IORedis | undefined
+    const drop = () => {
+      client?.disconnect()
+      client = undefined
+      index = (index + 1) % sentinels.length
+    }
+    yield* Effect.addFinalizer(() => Effect.sync(() => client?.disconnect()))
+    const ask = Effect.suspend(() => {
+      if (client === undefined) {
+        const sentinel = sentinels[index]!
+        client = new IORedis<"legacy">({
+          host: sentinel.host,
+          port: sentinel.port,
+          lazyConnect: true,
+          retryStrategy: () => null,
+          enableOfflineQueue: true,
+          maxRetriesPerRequest: 0,
+          disconnectTimeout: 0,
+          connectTimeout: Duration.toMillis(timeout)
+        })
+        client.on("error", () => {})
+      }
+      const asked = client
+      return Effect.tryPromise(() => asked.call("SENTINEL", "get-master-addr-by-name", name)).pipe(
+        Effect.timeout(timeout),
+        Effect.map((reply) =>
+          Array.isArray(reply) && reply.length >= 2 ? `${String(reply[0])}:${String(reply[1])}` : undefined
+        ),
+        Effect.catchCause(() =>
+          Effect.sync(() => {
+            if (client === asked) drop()
+            return undefined
+          })
+        )
+      )
+    })
+    return { ask }
+  })
+
+/**
  * A node's configured address, `host:port`: how the Cluster's slot map names it.
  *
  * @since 0.1.0
@@ -440,16 +513,43 @@ export const make = Effect.fnUntraced(function*(
   })
 
   // One reconnect cycle: attempts spaced by a fresh copy of the reconnect schedule until one is ready.
-  const connectCycle = (initial: boolean): Effect.Effect<MutableLive> =>
+  // Sentinel: while a reconnect cycle runs, the sentinels are asked every `sentinelPoll` which master they name. When
+  // that changes (a failover completed), the attempt in progress (typically stuck in the handshake of the frozen old
+  // master, for up to connectTimeout) or the backoff wait is cut short and the next attempt goes to the new master.
+  const sentinelWatch = config.topology._tag === "Sentinel"
+    ? watchSentinels(config.topology.sentinels, config.topology.name, config.commandTimeout)
+    : undefined
+  const switched = (watch: SentinelWatch, named: { value: string | undefined }) =>
     Effect.gen(function*() {
+      while (true) {
+        yield* Effect.sleep(sentinelPoll)
+        const now = yield* watch.ask
+        if (now === undefined) continue
+        if (named.value === undefined) named.value = now
+        else if (now !== named.value) {
+          named.value = now
+          return now
+        }
+      }
+    })
+
+  // One reconnect cycle: attempts spaced by a fresh copy of the reconnect schedule until one is ready.
+  const connectCycle = (initial: boolean): Effect.Effect<MutableLive> =>
+    Effect.scoped(Effect.gen(function*() {
       const step = yield* Schedule.toStep(ReconnectSchedule.make(config.reconnect))
+      const watch = initial || sentinelWatch === undefined ? undefined : yield* sentinelWatch
+      const named = { value: watch === undefined ? undefined : yield* watch.ask }
       let failed = 0
       let lastError: RedisError | undefined
       while (true) {
         // While an attempt runs the state stays what it was ("attempt n failed, next in d"), except for the very
         // first connection, which is Connecting.
         if (initial && failed === 0) yield* setState({ _tag: "Connecting", attempt: 1 })
-        const exit = yield* Effect.exit(open)
+        const exit = watch === undefined
+          ? yield* Effect.exit(open)
+          : yield* Effect.raceFirst(Effect.exit(open), Effect.as(switched(watch, named), "switched" as const))
+        // The sentinels named a new master during the attempt: go to it at once.
+        if (exit === "switched") continue
         if (Exit.isSuccess(exit)) return exit.value
         const error = exit.cause.reasons.find((reason) => reason._tag === "Fail")?.error
         lastError = error
@@ -458,9 +558,10 @@ export const make = Effect.fnUntraced(function*(
         const now = yield* Clock.currentTimeMillis
         const [, delay] = yield* Effect.orDie(step(now, undefined))
         yield* setState({ _tag: "Reconnecting", attempt: failed, nextDelay: delay, lastError })
-        yield* Effect.sleep(delay)
+        if (watch === undefined) yield* Effect.sleep(delay)
+        else yield* Effect.raceFirst(Effect.sleep(delay), Effect.asVoid(switched(watch, named)))
       }
-    })
+    }))
 
   const loop: Effect.Effect<never> = Effect.gen(function*() {
     let initial = true
