@@ -124,8 +124,8 @@ export const blockingTime = (command: string, args: ReadonlyArray<string>): Dura
  *   most `acquireTimeout` for a connection and `commandTimeout` for a reply, and is retried once after a lost
  *   connection only when idempotent (see `isIdempotentCommand`). Errors are effect's `RedisError` whose `cause` is
  *   this library's tagged error.
- * - `subscribe` returns once the channel is subscribed (or after `acquireTimeout` if the subscriber cannot connect;
- *   it subscribes as soon as it can). Subscriptions survive reconnects; what was published meanwhile is lost.
+ * - `subscribe` returns once Redis has acknowledged the channel's SUBSCRIBE (or after `acquireTimeout` if the
+ *   subscriber cannot connect; it subscribes as soon as it can). Subscriptions survive reconnects; what was published meanwhile is lost.
  * - `reserve` opens a dedicated connection with the same options, connect timeout and reconnect schedule (it waits at
  *   most `acquireTimeout` for it, and fails fast with `CircuitOpen` while the breaker is open). Commands on it run
  *   under `commandTimeout`, plus the blocking time of a blocking command (none for a block of 0). A reserved
@@ -147,19 +147,12 @@ export const make = Effect.fnUntraced(function*(options: RedisPersistenceOptions
   const send = <A = unknown>(command: string, ...args: ReadonlyArray<string>): Effect.Effect<A, Redis.RedisError> =>
     Effect.mapError(redis.command<A>(command, args, { idempotent: isIdempotentCommand(command, args) }), toEffectError)
 
-  // Waits (bounded by acquireTimeout) until the channel is registered and the subscriber connection is ready: from
-  // then on its SUBSCRIBE has been written, so that a message published after `subscribe` returns is received.
+  // Waits (bounded by acquireTimeout) until Redis has acknowledged the channel's SUBSCRIBE on a ready connection, so
+  // that a message published after `subscribe` returns is received; or until the listener ended (refused, closed).
   const awaitSubscribed = (channel: string, listener: Fiber.Fiber<unknown, unknown>) =>
-    Effect.gen(function*() {
-      for (let polls = 0;; polls++) {
-        if (listener.pollUnsafe() !== undefined) return
-        const { channels } = yield* subscriber.subscriptions
-        if (channels.includes(channel)) break
-        // Registration needs no I/O: it is done within a few scheduler turns, unless the subscriber is starting.
-        yield* polls < 100 ? Effect.yieldNow : Effect.sleep(Duration.millis(1))
-      }
-      yield* subscriber.states.pipe(Stream.filter((state) => state._tag === "Ready"), Stream.runHead)
-    }).pipe(Effect.timeoutOrElse({ duration: config.acquireTimeout, orElse: () => Effect.void }))
+    Effect.raceFirst(subscriber.awaitSubscribed(channel), Effect.asVoid(Fiber.await(listener))).pipe(
+      Effect.timeoutOrElse({ duration: config.acquireTimeout, orElse: () => Effect.void })
+    )
 
   const subscribe = Effect.fnUntraced(function*(channel: string, onMessage: (message: Redis.RedisMessage) => void) {
     const invalid = Channels.validateChannelName(channel)

@@ -150,6 +150,13 @@ export interface RedisSubscriberShape {
     readonly channels: ReadonlyArray<string>
     readonly patterns: ReadonlyArray<string>
   }>
+  /**
+   * Waits until `channel` has a local stream and Redis has acknowledged its SUBSCRIBE on a ready connection: from
+   * then on, a message published to it is delivered (unless the connection is lost, which a `Gap` reports). Waits as
+   * long as that takes; bound it with a timeout. Useful before publishing right after subscribing (tests,
+   * request/reply).
+   */
+  readonly awaitSubscribed: (channel: string) => Effect.Effect<void>
 }
 
 /**
@@ -200,6 +207,8 @@ export const make = Effect.fnUntraced(function*(
   const clock = yield* Clock.Clock
   const now = () => clock.currentTimeMillisUnsafe()
   const registry: Record<Kind, Map<string, Set<Local>>> = { channel: new Map(), pattern: new Map() }
+  // Keys whose first SUBSCRIBE is on its way on the current connection (not yet acknowledged).
+  const inFlight: Record<Kind, Set<string>> = { channel: new Set(), pattern: new Set() }
   const stateRef = yield* SubscriptionRef.make<Connection.ConnectionState>({ _tag: "Connecting", attempt: 0 })
   let lostAt: number | undefined
   let connection: Connection.Connection | undefined
@@ -487,7 +496,10 @@ export const make = Effect.fnUntraced(function*(
       )
       const live = conn.current()
       if (first && live !== undefined) {
-        const subscribed = yield* Effect.result(send(live, kind, true, [key]))
+        inFlight[kind].add(key)
+        const subscribed = yield* Effect.result(send(live, kind, true, [key])).pipe(
+          Effect.ensuring(Effect.sync(() => inFlight[kind].delete(key)))
+        )
         if (subscribed._tag === "Failure") {
           // A refusal (e.g. no permission) ends this stream; a broken connection (or a stale slot map) is replaced and
           // the channel is subscribed again when the next connection is ready.
@@ -564,6 +576,18 @@ export const make = Effect.fnUntraced(function*(
     return Stream.merge(subscribe(channel) as Stream.Stream<A, RedisError | Channels.InvalidChannelName>, polling)
   }
 
+  // Acknowledged: registered, no first SUBSCRIBE of it still on its way, and the subscriber Ready (which it only is
+  // once every registered channel was subscribed again on the current connection).
+  const awaitSubscribed = (channel: string): Effect.Effect<void> =>
+    Effect.gen(function*() {
+      for (let polls = 0;; polls++) {
+        const state = yield* SubscriptionRef.get(stateRef)
+        if (state._tag === "Ready" && registry.channel.has(channel) && !inFlight.channel.has(channel)) return
+        // Registration and the SUBSCRIBE round trip take a few scheduler turns; a reconnect takes longer.
+        yield* polls < 100 ? Effect.yieldNow : Effect.sleep(Duration.millis(1))
+      }
+    })
+
   return RedisSubscriber.of({
     subscribe: subscribe as RedisSubscriberShape["subscribe"],
     events: events as RedisSubscriberShape["events"],
@@ -574,6 +598,7 @@ export const make = Effect.fnUntraced(function*(
     subscriptions: Effect.sync(() => ({
       channels: [...registry.channel.keys()],
       patterns: [...registry.pattern.keys()]
-    }))
+    })),
+    awaitSubscribed
   })
 })

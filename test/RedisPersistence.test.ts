@@ -236,6 +236,22 @@ describe("RedisPersistence (real redis-server)", () => {
       assert.strictEqual((yield* Queue.take(queue)).message, "second")
     }))
 
+  it.live("subscribe returns once Redis acknowledged the SUBSCRIBE: a message published at once is received", () =>
+    Effect.gen(function*() {
+      const { effectRedis, proxy, server } = yield* setup()
+      // The subscriber connection is open (a first subscription), then slow: 150 ms each way through the proxy.
+      yield* effectRedis.subscribe("warm")
+      yield* proxy.latency(150)
+      const queue = yield* effectRedis.subscribe("late")
+      // Published on a direct connection, which is faster than the subscriber's: it only reaches the subscriber if
+      // its SUBSCRIBE was processed before `subscribe` returned.
+      yield* server.command("PUBLISH", "late", "at once")
+      assert.deepStrictEqual(yield* Queue.take(queue).pipe(Effect.timeout("2 seconds")), {
+        channel: "late",
+        message: "at once"
+      })
+    }))
+
   it.live("reserve: a blocking command holds its own connection; the shared one keeps serving", () =>
     Effect.gen(function*() {
       const { effectRedis, redis } = yield* setup()

@@ -8,6 +8,7 @@ import { TestClock } from "effect/testing"
 import * as Channels from "../src/Channels.ts"
 import { make as makeService, RedisService } from "../src/RedisService.ts"
 import * as RedisSubscriber from "../src/RedisSubscriber.ts"
+import * as ChaosProxy from "../src/testing/ChaosProxy.ts"
 import * as RedisTestServer from "../src/testing/RedisTestServer.ts"
 import { pubsubFastOptions, sleepReal, waitUntil } from "./helpers.ts"
 
@@ -39,6 +40,23 @@ const collect = <A, E>(stream: Stream.Stream<A, E>) =>
   })
 
 describe("RedisSubscriber (real redis-server)", () => {
+  it.live("awaitSubscribed returns once Redis acknowledged the SUBSCRIBE (a publish right after it is delivered)", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisTestServer.make()
+      const proxy = yield* ChaosProxy.make({ target: server })
+      const { subscriber } = yield* services(proxy.url)
+      const warm = yield* collect(subscriber.subscribe("warm"))
+      yield* subscriber.awaitSubscribed("warm")
+      // The subscriber's connection is now slow (150 ms each way); the publisher below is a direct one.
+      yield* proxy.latency(150)
+      const late = yield* collect(subscriber.subscribe("late"))
+      yield* subscriber.awaitSubscribed("late").pipe(Effect.timeout("3 seconds"))
+      yield* server.command("PUBLISH", "late", "at once")
+      yield* waitUntil(Effect.sync(() => late.items.length), (n) => n === 1)
+      assert.deepStrictEqual(late.items, ["at once"])
+      yield* Fiber.interrupt(warm.fiber)
+    }))
+
   it.live("50 local streams on one channel make one SUBSCRIBE; the last one gone unsubscribes", () =>
     Effect.gen(function*() {
       const server = yield* RedisTestServer.make()
