@@ -77,6 +77,29 @@ export const ping = (live: Live, timeout: Duration.Duration): Effect.Effect<void
   )
 
 /**
+ * The circuit breaker's probe: a PING of every master, each bounded by `timeout`, that succeeds when at least one
+ * answers. On one server that is `ping`; on a Cluster it means "the cluster is reachable": one master that stays
+ * silent (and has no replica to take over) must not keep the circuit open for the others, whose commands succeed.
+ * The failing masters are the heartbeat's business (`onNodeMisses`). Fails with the first master's error when none
+ * answers.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const probe = (live: Live, timeout: Duration.Duration): Effect.Effect<void, RedisError> =>
+  live.client instanceof Cluster
+    ? Effect.gen(function*() {
+      const nodes = masters(live.client)
+      const results = yield* Effect.forEach(nodes, (node) => Effect.result(pingNode(live, node, timeout)), {
+        concurrency: "unbounded"
+      })
+      if (results.length === 0 || results.some((result) => result._tag === "Success")) return
+      const first = results[0]!
+      if (first._tag === "Failure") return yield* Effect.fail(first.failure)
+    })
+    : ping(live, timeout)
+
+/**
  * One PING to one node of a connection, bounded by `timeout`.
  *
  * @since 0.1.0

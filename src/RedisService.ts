@@ -279,12 +279,12 @@ export const make: (
     // The breaker's probe: a PING of its own on the next ready connection, never a user's command.
     const probeTimeout = config.heartbeat?.timeout ?? config.commandTimeout
     // A failed probe also replaces the connection: with the heartbeat off, nothing else would notice a silent socket.
-    // On a Cluster that is still up it refreshes the slot map instead (one frozen master fails the probe; the
-    // heartbeat recovers that node, and the refreshed map picks up its replica once promoted).
+    // On a Cluster the probe succeeds when any master answers (see `Heartbeat.probe`); when none does and the Cluster
+    // is still up, the slot map is refreshed instead.
     yield* breaker.run(Effect.flatMap(
       connection.acquire("PING"),
       (live) =>
-        Heartbeat.ping(live, probeTimeout).pipe(
+        Heartbeat.probe(live, probeTimeout).pipe(
           Effect.tapError((error) => isTransient(error) ? connection.lost(live, error) : Effect.void)
         )
     ))

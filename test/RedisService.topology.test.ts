@@ -206,6 +206,43 @@ describe("RedisService on Redis Cluster", () => {
       assert.deepStrictEqual(yield* master.command("GET", key), null)
     }))
 
+  it.live("a master that stays down (no replica) does not hold the circuit open for the others", () =>
+    Effect.gen(function*() {
+      const cluster = yield* RedisTestCluster.make({
+        replicasPerMaster: 0,
+        args: ["--cluster-require-full-coverage", "no"]
+      })
+      // Heartbeat off: the silent master's connection stays in the pool as it was (ready, never answering again).
+      const redis = yield* RedisService.make({
+        ...fast,
+        heartbeat: false,
+        topology: { _tag: "Cluster", nodes: cluster.startupNodes }
+      })
+      const down = "{down}:key"
+      yield* redis.set(down, "0")
+      const master = yield* cluster.masterOf(down)
+      let other = ""
+      for (let i = 0; other === ""; i++) {
+        if ((yield* cluster.masterOf(`up:${i}`)).port !== master.port) other = `up:${i}`
+      }
+      yield* redis.set(other, "0")
+      yield* master.pause
+      // Traffic to the silent master alone opens the circuit (its commands time out or lose their connection).
+      yield* waitUntil(
+        Effect.andThen(
+          Effect.forEach(Array.from({ length: 5 }), () => Effect.ignore(redis.set(down, "1")), { concurrency: 5 }),
+          redis.health
+        ),
+        (h) => h.circuit !== "closed",
+        8_000
+      )
+      // The probe finds the cluster reachable (the other masters answer): the circuit closes and they serve again,
+      // while the silent master stays silent.
+      yield* waitUntil(Effect.result(redis.set(other, "1")), (r) => r._tag === "Success", 3_000).pipe(
+        Effect.ensuring(master.resume)
+      )
+    }))
+
   it.live("pub/sub on a cluster: one shared subscriber, messages from any node", () =>
     Effect.gen(function*() {
       const cluster = yield* RedisTestCluster.make()
