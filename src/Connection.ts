@@ -337,7 +337,8 @@ export interface SentinelWatch {
 
 /**
  * A `SentinelWatch` owned by the current scope: it keeps one connection to a sentinel, moves to the next sentinel when
- * one fails or takes longer than `timeout`, and closes its connection with the scope.
+ * one fails or takes longer than `timeout` (`index` keeps which one, across watches), and closes its connection with
+ * the scope.
  *
  * @since 0.1.0
  * @category constructors
@@ -345,20 +346,20 @@ export interface SentinelWatch {
 export const watchSentinels = (
   sentinels: ReadonlyArray<{ readonly host: string; readonly port: number }>,
   name: string,
-  timeout: Duration.Duration
+  timeout: Duration.Duration,
+  index: { value: number } = { value: 0 }
 ): Effect.Effect<SentinelWatch, never, Scope.Scope> =>
   Effect.gen(function*() {
-    let index = 0
     let client: IORedis | undefined
     const drop = () => {
       client?.disconnect()
       client = undefined
-      index = (index + 1) % sentinels.length
+      index.value = (index.value + 1) % sentinels.length
     }
     yield* Effect.addFinalizer(() => Effect.sync(() => client?.disconnect()))
     const ask = Effect.suspend(() => {
       if (client === undefined) {
-        const sentinel = sentinels[index]!
+        const sentinel = sentinels[index.value % sentinels.length]!
         client = new IORedis<"legacy">({
           host: sentinel.host,
           port: sentinel.port,
@@ -423,10 +424,10 @@ export const make = Effect.fnUntraced(function*(
   options: { readonly clientOptions?: Partial<IORedisOptions> | undefined } = {}
 ) {
   const stateRef = yield* SubscriptionRef.make<ConnectionState>({ _tag: "Connecting", attempt: 0 })
-  // Cluster node connections get half the command timeout to open (see `boundNodeOpening`).
-  const nodeOpeningMillis = Math.min(
-    Duration.toMillis(config.connectTimeout),
-    Duration.toMillis(config.commandTimeout) / 2
+  // Cluster node connections get half the command timeout to open, at least 100 ms (see `boundNodeOpening`).
+  const nodeOpeningMillis = Math.max(
+    100,
+    Math.min(Duration.toMillis(config.connectTimeout), Duration.toMillis(config.commandTimeout) / 2)
   )
   let current: MutableLive | undefined
   let ready = Deferred.makeUnsafe<Live, ConnectionClosed>()
@@ -516,15 +517,22 @@ export const make = Effect.fnUntraced(function*(
   // Sentinel: while a reconnect cycle runs, the sentinels are asked every `sentinelPoll` which master they name. When
   // that changes (a failover completed), the attempt in progress (typically stuck in the handshake of the frozen old
   // master, for up to connectTimeout) or the backoff wait is cut short and the next attempt goes to the new master.
+  // The sentinel asked last is asked first by the next cycle's watch.
+  const sentinelIndex = { value: 0 }
   const sentinelWatch = config.topology._tag === "Sentinel"
-    ? watchSentinels(config.topology.sentinels, config.topology.name, config.commandTimeout)
+    ? watchSentinels(config.topology.sentinels, config.topology.name, config.commandTimeout, sentinelIndex)
     : undefined
+  // Runs alongside each attempt and each backoff wait; the first answer of a cycle is its baseline (asked at once, so
+  // that the attempt is not held up by it).
   const switched = (watch: SentinelWatch, named: { value: string | undefined }) =>
     Effect.gen(function*() {
       while (true) {
-        yield* Effect.sleep(sentinelPoll)
+        if (named.value !== undefined) yield* Effect.sleep(sentinelPoll)
         const now = yield* watch.ask
-        if (now === undefined) continue
+        if (now === undefined) {
+          if (named.value === undefined) yield* Effect.sleep(sentinelPoll)
+          continue
+        }
         if (named.value === undefined) named.value = now
         else if (now !== named.value) {
           named.value = now
@@ -538,7 +546,7 @@ export const make = Effect.fnUntraced(function*(
     Effect.scoped(Effect.gen(function*() {
       const step = yield* Schedule.toStep(ReconnectSchedule.make(config.reconnect))
       const watch = initial || sentinelWatch === undefined ? undefined : yield* sentinelWatch
-      const named = { value: watch === undefined ? undefined : yield* watch.ask }
+      const named: { value: string | undefined } = { value: undefined }
       let failed = 0
       let lastError: RedisError | undefined
       while (true) {

@@ -14,7 +14,7 @@ import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import { Cluster, type Redis as IORedis } from "ioredis"
 import { address, type Connection, type Live, masters } from "./Connection.ts"
-import { classify, CommandTimeout, type RedisError } from "./RedisError.ts"
+import { classify, CommandTimeout, ConnectionClosed, type RedisError } from "./RedisError.ts"
 import { monotonicMillis } from "./Watchdog.ts"
 
 /**
@@ -93,9 +93,13 @@ export const probe = (live: Live, timeout: Duration.Duration): Effect.Effect<voi
       const results = yield* Effect.forEach(nodes, (node) => Effect.result(pingNode(live, node, timeout)), {
         concurrency: "unbounded"
       })
-      if (results.length === 0 || results.some((result) => result._tag === "Success")) return
-      const first = results[0]!
-      if (first._tag === "Failure") return yield* Effect.fail(first.failure)
+      if (results.some((result) => result._tag === "Success")) return
+      const first = results[0]
+      return yield* Effect.fail(
+        first?._tag === "Failure"
+          ? first.failure
+          : new ConnectionClosed({ message: "The cluster has no master connection", command: "PING", sent: false })
+      )
     })
     : ping(live, timeout)
 

@@ -152,9 +152,10 @@ export interface RedisSubscriberShape {
   }>
   /**
    * Waits until `channel` has a local stream and Redis has acknowledged its SUBSCRIBE on a ready connection: from
-   * then on, a message published to it is delivered (unless the connection is lost, which a `Gap` reports). Waits as
-   * long as that takes; bound it with a timeout. Useful before publishing right after subscribing (tests,
-   * request/reply).
+   * then on, a message published to it is delivered (unless the connection is lost, which a `Gap` reports). Also
+   * returns when the subscriber is closed. Otherwise it waits as long as that takes (through reconnects, or forever
+   * for a channel nobody subscribes to or that Redis refused): bound it with a timeout. Useful before publishing
+   * right after subscribing (tests, request/reply).
    */
   readonly awaitSubscribed: (channel: string) => Effect.Effect<void>
 }
@@ -209,6 +210,16 @@ export const make = Effect.fnUntraced(function*(
   const registry: Record<Kind, Map<string, Set<Local>>> = { channel: new Map(), pattern: new Map() }
   // Keys whose first SUBSCRIBE is on its way on the current connection (not yet acknowledged).
   const inFlight: Record<Kind, Set<string>> = { channel: new Set(), pattern: new Set() }
+  // `awaitSubscribed` callers, woken whenever what they wait for may have changed (an acknowledgement, the state).
+  const waiters = new Set<() => void>()
+  const wake = () => {
+    // Taken out first: a waiter that is not satisfied yet adds itself back.
+    const woken = [...waiters]
+    waiters.clear()
+    for (const waiter of woken) waiter()
+  }
+  const setState = (state: Connection.ConnectionState) =>
+    Effect.andThen(SubscriptionRef.set(stateRef, state), Effect.sync(wake))
   const stateRef = yield* SubscriptionRef.make<Connection.ConnectionState>({ _tag: "Connecting", attempt: 0 })
   let lostAt: number | undefined
   let connection: Connection.Connection | undefined
@@ -424,7 +435,7 @@ export const make = Effect.fnUntraced(function*(
         }
       }
       // Only now, with every channel subscribed again, is the subscriber ready (and `mode` live).
-      yield* SubscriptionRef.set(stateRef, { _tag: "Ready", generation: live.generation })
+      yield* setState({ _tag: "Ready", generation: live.generation })
     })
 
   const start = startLock.withPermits(1)(Effect.suspend(() => {
@@ -445,7 +456,7 @@ export const make = Effect.fnUntraced(function*(
             })
           ),
         // Ready is published by `resubscribe`, once every channel is subscribed again.
-        onState: (state) => state._tag === "Ready" ? Effect.void : SubscriptionRef.set(stateRef, state)
+        onState: (state) => state._tag === "Ready" ? Effect.void : setState(state)
       }, {
         clientOptions: {
           connectionName: config.connectionName === undefined ? "subscriber" : `${config.connectionName}:subscriber`,
@@ -475,9 +486,13 @@ export const make = Effect.fnUntraced(function*(
       const map = registry[kind]
       let locals = map.get(key)
       const first = locals === undefined
+      const live = conn.current()
       if (locals === undefined) {
         locals = new Set()
         map.set(key, locals)
+        // In the same step as the registration: the channel is never seen registered and not in flight while its
+        // first SUBSCRIBE has not been answered.
+        if (live !== undefined) inFlight[kind].add(key)
       }
       locals.add(local)
       yield* Effect.addFinalizer(() =>
@@ -485,6 +500,7 @@ export const make = Effect.fnUntraced(function*(
           locals.delete(local)
           if (locals.size > 0 || map.get(key) !== locals) return Queue.shutdown(queue)
           map.delete(key)
+          inFlight[kind].delete(key)
           const live = conn.current()
           return Effect.andThen(
             live === undefined
@@ -494,11 +510,12 @@ export const make = Effect.fnUntraced(function*(
           )
         })
       )
-      const live = conn.current()
       if (first && live !== undefined) {
-        inFlight[kind].add(key)
         const subscribed = yield* Effect.result(send(live, kind, true, [key])).pipe(
-          Effect.ensuring(Effect.sync(() => inFlight[kind].delete(key)))
+          Effect.ensuring(Effect.sync(() => {
+            inFlight[kind].delete(key)
+            wake()
+          }))
         )
         if (subscribed._tag === "Failure") {
           // A refusal (e.g. no permission) ends this stream; a broken connection (or a stale slot map) is replaced and
@@ -576,16 +593,25 @@ export const make = Effect.fnUntraced(function*(
     return Stream.merge(subscribe(channel) as Stream.Stream<A, RedisError | Channels.InvalidChannelName>, polling)
   }
 
-  // Acknowledged: registered, no first SUBSCRIBE of it still on its way, and the subscriber Ready (which it only is
-  // once every registered channel was subscribed again on the current connection).
+  // Acknowledged: registered, no first SUBSCRIBE of it still on its way, and the subscriber Ready on the connection it
+  // is using now (it only is once every registered channel was subscribed again on it). Checked when called and each
+  // time something it depends on changes; no polling, so it works the same under TestClock.
+  const subscribedNow = (channel: string): boolean => {
+    const state = SubscriptionRef.getUnsafe(stateRef)
+    if (state._tag === "Closed") return true
+    return state._tag === "Ready" && connection?.current()?.generation === state.generation &&
+      registry.channel.has(channel) && !inFlight.channel.has(channel)
+  }
   const awaitSubscribed = (channel: string): Effect.Effect<void> =>
-    Effect.gen(function*() {
-      for (let polls = 0;; polls++) {
-        const state = yield* SubscriptionRef.get(stateRef)
-        if (state._tag === "Ready" && registry.channel.has(channel) && !inFlight.channel.has(channel)) return
-        // Registration and the SUBSCRIBE round trip take a few scheduler turns; a reconnect takes longer.
-        yield* polls < 100 ? Effect.yieldNow : Effect.sleep(Duration.millis(1))
+    Effect.callback<void>((resume) => {
+      const check = () => {
+        if (subscribedNow(channel)) resume(Effect.void)
+        else waiters.add(check)
       }
+      check()
+      return Effect.sync(() => {
+        waiters.delete(check)
+      })
     })
 
   return RedisSubscriber.of({

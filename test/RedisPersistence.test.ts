@@ -238,7 +238,8 @@ describe("RedisPersistence (real redis-server)", () => {
 
   it.live("subscribe returns once Redis acknowledged the SUBSCRIBE: a message published at once is received", () =>
     Effect.gen(function*() {
-      const { effectRedis, proxy, server } = yield* setup()
+      // Heartbeat off: its 100 ms PING timeout would drop the slowed connection below.
+      const { effectRedis, proxy, server } = yield* setup({ heartbeat: false })
       // The subscriber connection is open (a first subscription), then slow: 150 ms each way through the proxy.
       yield* effectRedis.subscribe("warm")
       yield* proxy.latency(150)

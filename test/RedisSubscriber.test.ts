@@ -40,11 +40,23 @@ const collect = <A, E>(stream: Stream.Stream<A, E>) =>
   })
 
 describe("RedisSubscriber (real redis-server)", () => {
+  it.effect("awaitSubscribed needs no clock: it returns under TestClock without adjusting it", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisTestServer.make()
+      const { subscriber } = yield* services(server.url, {}, { heartbeat: false })
+      const news = yield* collect(subscriber.subscribe("news"))
+      yield* subscriber.awaitSubscribed("news")
+      yield* server.command("PUBLISH", "news", "hello")
+      yield* waitUntil(Effect.sync(() => news.items.length), (n) => n === 1)
+      yield* Fiber.interrupt(news.fiber)
+    }))
+
   it.live("awaitSubscribed returns once Redis acknowledged the SUBSCRIBE (a publish right after it is delivered)", () =>
     Effect.gen(function*() {
       const server = yield* RedisTestServer.make()
       const proxy = yield* ChaosProxy.make({ target: server })
-      const { subscriber } = yield* services(proxy.url)
+      // Heartbeat off: its 100 ms PING timeout would drop the slowed connection below.
+      const { subscriber } = yield* services(proxy.url, {}, { heartbeat: false })
       const warm = yield* collect(subscriber.subscribe("warm"))
       yield* subscriber.awaitSubscribed("warm")
       // The subscriber's connection is now slow (150 ms each way); the publisher below is a direct one.
