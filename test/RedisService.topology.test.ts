@@ -35,6 +35,23 @@ const untilWritable = (redis: RedisService.RedisServiceShape, key: string, limit
     return yield* Effect.die(new Error(`not writable within ${limitMillis} ms`))
   })
 
+/**
+ * A cluster whose masters have no replica (a frozen master stays the master) and that serves the other masters' slots
+ * while one is down, with a layer on it that has no heartbeat (nothing drops a node connection but the test).
+ */
+const replicaLessCluster = Effect.gen(function*() {
+  const cluster = yield* RedisTestCluster.make({
+    replicasPerMaster: 0,
+    args: ["--cluster-require-full-coverage", "no"]
+  })
+  const redis = yield* RedisService.make({
+    ...fast,
+    heartbeat: false,
+    topology: { _tag: "Cluster", nodes: cluster.startupNodes }
+  })
+  return { cluster, redis }
+})
+
 describe("RedisService on Redis Cluster", () => {
   it.live("commands across many slots, hash tags, a typed CROSSSLOT error, health per node", () =>
     Effect.gen(function*() {
@@ -180,17 +197,9 @@ describe("RedisService on Redis Cluster", () => {
 
   it.live("a command for a node whose connection is still opening fails; it is never sent later", () =>
     Effect.gen(function*() {
-      // No replicas: the frozen master stays the master, so a late write would be visible after it resumes.
-      const cluster = yield* RedisTestCluster.make({
-        replicasPerMaster: 0,
-        args: ["--cluster-require-full-coverage", "no"]
-      })
-      // Heartbeat off: nothing else drops the node connection that ioredis is opening.
-      const redis = yield* RedisService.make({
-        ...fast,
-        heartbeat: false,
-        topology: { _tag: "Cluster", nodes: cluster.startupNodes }
-      })
+      // No replicas: the frozen master stays the master, so a late write would be visible after it resumes. No
+      // heartbeat: nothing else drops the node connection that ioredis is opening.
+      const { cluster, redis } = yield* replicaLessCluster
       const key = "{late}:counter"
       yield* redis.del(key)
       const master = yield* cluster.masterOf(key)
@@ -208,16 +217,8 @@ describe("RedisService on Redis Cluster", () => {
 
   it.live("a master that stays down (no replica) does not hold the circuit open for the others", () =>
     Effect.gen(function*() {
-      const cluster = yield* RedisTestCluster.make({
-        replicasPerMaster: 0,
-        args: ["--cluster-require-full-coverage", "no"]
-      })
-      // Heartbeat off: the silent master's connection stays in the pool as it was (ready, never answering again).
-      const redis = yield* RedisService.make({
-        ...fast,
-        heartbeat: false,
-        topology: { _tag: "Cluster", nodes: cluster.startupNodes }
-      })
+      // No heartbeat: the silent master's connection stays in the pool as it was (ready, never answering again).
+      const { cluster, redis } = yield* replicaLessCluster
       const down = "{down}:key"
       yield* redis.set(down, "0")
       const master = yield* cluster.masterOf(down)
