@@ -24,6 +24,7 @@ import * as RedisService from "../src/RedisService.ts"
 import * as RedisTestCluster from "../src/testing/RedisTestCluster.ts"
 import * as RedisTestSentinel from "../src/testing/RedisTestSentinel.ts"
 import * as RedisTestServer from "../src/testing/RedisTestServer.ts"
+import { failoverOptions } from "../test/helpers.ts"
 import { formatMillis, formatNumber, formatSpread, percentiles, ratio, type Spread, spread, table } from "./stats.ts"
 
 /**
@@ -142,22 +143,14 @@ export interface ClusterBenchResult {
 }
 
 /**
- * The layer's settings in the failover rounds: the `fast` settings of test/RedisService.topology.test.ts. The Redis
- * side is the test kit's defaults, as in those tests: `cluster-node-timeout` 1 s, `down-after-milliseconds` 1 s,
- * `failover-timeout` 3 s.
+ * The layer's settings in the failover rounds: those of test/RedisService.topology.test.ts (`failoverOptions`).
+ * The Redis side is the test kit's defaults, as in those tests: `cluster-node-timeout` 1 s,
+ * `down-after-milliseconds` 1 s, `failover-timeout` 3 s.
  *
  * @since 0.1.0
  * @category settings
  */
-export const testSettings = {
-  connectTimeout: "1 second",
-  commandTimeout: "500 millis",
-  acquireTimeout: "500 millis",
-  reconnect: { base: "50 millis", cap: "500 millis" },
-  heartbeat: { interval: "200 millis", timeout: "150 millis", misses: 2 },
-  breaker: { openDuration: "200 millis", maxOpenDuration: "1 second" },
-  awaitReady: true
-} satisfies RedisOptions
+export const testSettings: RedisOptions = failoverOptions
 
 const heartbeatIntervalMillis = 200
 const rejoinTimeoutMillis = 8_000

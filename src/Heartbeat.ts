@@ -88,20 +88,34 @@ export const ping = (live: Live, timeout: Duration.Duration): Effect.Effect<void
  */
 export const probe = (live: Live, timeout: Duration.Duration): Effect.Effect<void, RedisError> =>
   live.client instanceof Cluster
-    ? Effect.gen(function*() {
-      const nodes = masters(live.client)
-      const results = yield* Effect.forEach(nodes, (node) => Effect.result(pingNode(live, node, timeout)), {
-        concurrency: "unbounded"
-      })
-      if (results.some((result) => result._tag === "Success")) return
-      const first = results[0]
-      return yield* Effect.fail(
-        first?._tag === "Failure"
-          ? first.failure
-          : new ConnectionClosed({ message: "The cluster has no master connection", command: "PING", sent: false })
-      )
-    })
+    ? Effect.flatMap(pingMasters(live, timeout), ({ all, failed }) =>
+      all > failed.length ? Effect.void : Effect.fail(
+        failed[0]?.[1] ??
+          new ConnectionClosed({ message: "The cluster has no master connection", command: "PING", sent: false })
+      ))
     : ping(live, timeout)
+
+/**
+ * Every master of a connection PINGed at once, each bounded by `timeout`: how many there were, and which failed how.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const pingMasters = (
+  live: Live,
+  timeout: Duration.Duration
+): Effect.Effect<{ readonly all: number; readonly failed: ReadonlyArray<readonly [IORedis, RedisError]> }> =>
+  Effect.gen(function*() {
+    const nodes = masters(live.client)
+    const results = yield* Effect.forEach(nodes, (node) => Effect.result(pingNode(live, node, timeout)), {
+      concurrency: "unbounded"
+    })
+    const failed: Array<readonly [IORedis, RedisError]> = []
+    results.forEach((result, i) => {
+      if (result._tag === "Failure") failed.push([nodes[i]!, result.failure])
+    })
+    return { all: nodes.length, failed }
+  })
 
 /**
  * One PING to one node of a connection, bounded by `timeout`.
@@ -154,20 +168,6 @@ export const make = Effect.fnUntraced(function*(
   // Cluster with `onNodeMisses`: failed PINGs in a row per master (by address), while other masters answer.
   const nodeFailures = new Map<string, number>()
 
-  // Every master at once, each with its own timeout: which ones failed, and how.
-  const pingEach = (live: Live) =>
-    Effect.gen(function*() {
-      const nodes = masters(live.client)
-      const results = yield* Effect.forEach(nodes, (node) => Effect.result(pingNode(live, node, policy.timeout)), {
-        concurrency: "unbounded"
-      })
-      const failed: Array<readonly [IORedis, RedisError]> = []
-      results.forEach((result, i) => {
-        if (result._tag === "Failure") failed.push([nodes[i]!, result.failure])
-      })
-      return { all: nodes.length, failed }
-    })
-
   const perNode = (live: Live) => hooks.onNodeMisses !== undefined && live.client instanceof Cluster
 
   const beat = Effect.gen(function*() {
@@ -181,7 +181,7 @@ export const make = Effect.fnUntraced(function*(
     const start = yield* Clock.currentTimeNanos
     let failure: RedisError | undefined
     if (perNode(live)) {
-      const { all, failed } = yield* pingEach(live)
+      const { all, failed } = yield* pingMasters(live, policy.timeout)
       if (failed.length > 0 && failed.length < all) {
         // Some masters answer: the others are dealt with one by one, the connection stays.
         failures = 0

@@ -18,16 +18,20 @@ const policy: Heartbeat.HeartbeatPolicy = {
   misses: 2
 }
 
+/** A server and a Connection to it, ready; `reconnect` as given (the heartbeat under test is made by the test). */
+const readyConnection = (reconnect: NonNullable<RedisConfig.RedisOptions["reconnect"]>) =>
+  Effect.gen(function*() {
+    const server = yield* RedisTestServer.make()
+    const config = yield* RedisConfig.resolve({ url: server.url, heartbeat: false, reconnect })
+    const connection = yield* Connection.make(config)
+    yield* waitUntil(connection.state, (s) => s._tag === "Ready")
+    return { server, connection }
+  })
+
 describe("Heartbeat (TestClock + real redis-server)", () => {
   it.effect("a frozen server is detected after interval x misses + timeout at most, and not before", () =>
     Effect.gen(function*() {
-      const server = yield* RedisTestServer.make()
-      const config = yield* RedisConfig.resolve({
-        url: server.url,
-        heartbeat: false,
-        reconnect: { debounce: "1 hour" }
-      })
-      const connection = yield* Connection.make(config)
+      const { connection, server } = yield* readyConnection({ debounce: "1 hour" })
       let failures = 0
       const heartbeat = yield* Heartbeat.make(connection, policy, {
         onFailure: () =>
@@ -35,7 +39,6 @@ describe("Heartbeat (TestClock + real redis-server)", () => {
             failures++
           })
       })
-      yield* waitUntil(connection.state, (s) => s._tag === "Ready")
 
       // t = 1 s: the first PING, answered for real.
       yield* TestClock.adjust("1 second")
@@ -69,15 +72,8 @@ describe("Heartbeat (TestClock + real redis-server)", () => {
 
   it.effect("a freeze before the first beat completes is detected within interval x misses + timeout too", () =>
     Effect.gen(function*() {
-      const server = yield* RedisTestServer.make()
-      const config = yield* RedisConfig.resolve({
-        url: server.url,
-        heartbeat: false,
-        reconnect: { debounce: "1 hour" }
-      })
-      const connection = yield* Connection.make(config)
+      const { connection, server } = yield* readyConnection({ debounce: "1 hour" })
       const heartbeat = yield* Heartbeat.make(connection, policy)
-      yield* waitUntil(connection.state, (s) => s._tag === "Ready")
       // Frozen at t = 0: PINGs at 1 s and 2 s time out at 1.5 s and 2.5 s (a grid anchored at the end of the first
       // beat would put the second PING at 2.5 s and notice at 3 s).
       yield* server.pause
@@ -97,15 +93,8 @@ describe("Heartbeat (TestClock + real redis-server)", () => {
 
   it.effect("a successful PING on a new connection resets the miss count", () =>
     Effect.gen(function*() {
-      const server = yield* RedisTestServer.make()
-      const config = yield* RedisConfig.resolve({
-        url: server.url,
-        heartbeat: false,
-        reconnect: { debounce: "10 millis", base: "10 millis", jitter: false }
-      })
-      const connection = yield* Connection.make(config)
+      const { connection, server } = yield* readyConnection({ debounce: "10 millis", base: "10 millis", jitter: false })
       const heartbeat = yield* Heartbeat.make(connection, { ...policy, misses: 3 })
-      yield* waitUntil(connection.state, (s) => s._tag === "Ready")
       yield* server.pause
       yield* TestClock.adjust("1 second")
       yield* sleepReal(20)

@@ -5,23 +5,14 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber, Option, Stream } from "effect"
-import type { RedisOptions } from "../src/index.ts"
 import * as RedisService from "../src/RedisService.ts"
 import * as RedisSubscriber from "../src/RedisSubscriber.ts"
 import * as RedisTestCluster from "../src/testing/RedisTestCluster.ts"
 import * as RedisTestSentinel from "../src/testing/RedisTestSentinel.ts"
-import { sleepReal, waitUntil } from "./helpers.ts"
+import { failoverOptions, sleepReal, waitUntil } from "./helpers.ts"
 
 // Test settings: fast detection and reconnection, short timeouts.
-const fast = {
-  connectTimeout: "1 second",
-  commandTimeout: "500 millis",
-  acquireTimeout: "500 millis",
-  reconnect: { base: "50 millis", cap: "500 millis" },
-  heartbeat: { interval: "200 millis", timeout: "150 millis", misses: 2 },
-  breaker: { openDuration: "200 millis", maxOpenDuration: "1 second" },
-  awaitReady: true
-} satisfies RedisOptions
+const fast = failoverOptions
 
 /** Keeps writing until a write succeeds; returns how long it took (ms). */
 const untilWritable = (redis: RedisService.RedisServiceShape, key: string, limitMillis: number) =>

@@ -6,6 +6,20 @@ import { Effect, Exit } from "effect"
 import * as Net from "node:net"
 import type { RedisOptions } from "../src/index.ts"
 
+/**
+ * The settings of the failover tests (test/RedisService.topology.test.ts) and of the benchmark's failover rounds
+ * (bench/cluster.ts): fast detection and reconnection, short timeouts, for Redis Cluster and Sentinel test kits.
+ */
+export const failoverOptions = {
+  connectTimeout: "1 second",
+  commandTimeout: "500 millis",
+  acquireTimeout: "500 millis",
+  reconnect: { base: "50 millis", cap: "500 millis" },
+  heartbeat: { interval: "200 millis", timeout: "150 millis", misses: 2 },
+  breaker: { openDuration: "200 millis", maxOpenDuration: "1 second" },
+  awaitReady: true
+} satisfies RedisOptions
+
 /** Fast settings so that fault tests finish in seconds; tests override what they need (`{ ...fastOptions, ... }`). */
 export const fastOptions = {
   connectTimeout: "1 second",
