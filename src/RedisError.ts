@@ -133,6 +133,60 @@ export class DecodeError extends Data.TaggedError("DecodeError")<{
 }> {}
 
 /**
+ * A WATCH transaction was not applied: a watched key changed between WATCH and EXEC (EXEC answered nil). Nothing of
+ * the transaction ran; retry the whole `watch` (e.g. with `Effect.retry` and a `Schedule`).
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class TransactionAborted extends Data.TaggedError("TransactionAborted")<{
+  readonly message: string
+  /** The watched keys (names only). */
+  readonly keys: ReadonlyArray<string>
+}> {}
+
+/**
+ * On Redis Cluster, a batch, transaction or script names keys in different hash slots. Nothing was sent. Put the keys
+ * in one slot with a hash tag (`{user:42}:name`, `{user:42}:email`).
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class CrossSlot extends Data.TaggedError("CrossSlot")<{
+  readonly message: string
+  /** The keys, by name, that span more than one slot. */
+  readonly keys: ReadonlyArray<string>
+}> {}
+
+/**
+ * The command cannot run on the shared connection: it would change the connection's state for every other caller
+ * (MULTI, SELECT, CLIENT REPLY, ...) or block it (BLPOP, ...). Nothing was sent; `message` names the API to use
+ * instead.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class CommandRefused extends Data.TaggedError("CommandRefused")<{
+  readonly message: string
+  readonly command: string
+  /** The API to use instead, e.g. "RedisService.multi". */
+  readonly useInstead: string
+}> {}
+
+/**
+ * An argument was refused before anything was sent (a TTL of zero, a negative count, a non-finite number, ...).
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class InvalidArgument extends Data.TaggedError("InvalidArgument")<{
+  readonly message: string
+  readonly command?: string | undefined
+  /** The name of the argument, e.g. "ttl". */
+  readonly argument: string
+}> {}
+
+/**
  * Every error a Redis operation of this library can fail with.
  *
  * @since 0.1.0
@@ -147,6 +201,10 @@ export type RedisError =
   | CircuitOpen
   | ReplyError
   | DecodeError
+  | TransactionAborted
+  | CrossSlot
+  | CommandRefused
+  | InvalidArgument
 
 const tags: ReadonlySet<string> = new Set([
   "ConnectionReset",
@@ -156,7 +214,11 @@ const tags: ReadonlySet<string> = new Set([
   "CommandTimeout",
   "CircuitOpen",
   "ReplyError",
-  "DecodeError"
+  "DecodeError",
+  "TransactionAborted",
+  "CrossSlot",
+  "CommandRefused",
+  "InvalidArgument"
 ])
 
 /**

@@ -36,6 +36,8 @@ import * as Tracer from "effect/Tracer"
 import * as CircuitBreaker from "./CircuitBreaker.ts"
 import * as Connection from "./Connection.ts"
 import * as Heartbeat from "./Heartbeat.ts"
+import type { Command } from "./internal/command.ts"
+import { sendOn } from "./internal/command.ts"
 import * as Metrics from "./Metrics.ts"
 import * as RedisConfig from "./RedisConfig.ts"
 import * as Watchdog from "./Watchdog.ts"
@@ -44,6 +46,7 @@ import {
   CommandTimeout,
   ConnectionTimeout,
   isConnectionLost,
+  isRedisError,
   isTransient,
   isWrongRole,
   type RedisError
@@ -109,6 +112,12 @@ export interface RedisServiceShape {
     args: ReadonlyArray<CommandArgument>,
     options?: CommandOptions
   ) => Effect.Effect<A, RedisError>
+  /**
+   * Runs one typed command (`Command.hgetall(key)`, ...) with everything the layer does: the breaker,
+   * `acquireTimeout`, `commandTimeout`, metrics, a span, and one retry after a lost connection when the command is
+   * idempotent.
+   */
+  readonly run: <A>(command: Command<A>) => Effect.Effect<A, RedisError>
   readonly health: Effect.Effect<Metrics.RedisHealth>
   /** The current connection state, then every change. */
   readonly states: Stream.Stream<Connection.ConnectionState>
@@ -365,6 +374,11 @@ export const make: (
         (client) => client.call(name, args as Array<CommandArgument>) as Promise<A>
       )
 
+    const run = <A>(command: Command<A>): Effect.Effect<A, RedisError> =>
+      command.invalid !== undefined
+        ? Effect.fail(command.invalid)
+        : execute(command.name, command.idempotent, (client) => sendOn(client, command), command.decode)
+
     const topology = config.topology._tag === "Standalone"
       ? "standalone"
       : config.topology._tag === "Sentinel"
@@ -396,6 +410,7 @@ export const make: (
       expire,
       publish,
       command,
+      run,
       health,
       states: connection.states,
       circuit: breaker.changes,
@@ -490,7 +505,8 @@ const makeExecutor = (
         try {
           result = reply(value)
         } catch (defect) {
-          return resume(Effect.die(defect))
+          // A decoder rejects a reply that does not fit with a DecodeError; anything else thrown is a bug.
+          return resume(isRedisError(defect) ? Effect.fail(defect) : Effect.die(defect))
         }
         const state = breaker.current()
         resume(
