@@ -37,7 +37,15 @@ import * as CircuitBreaker from "./CircuitBreaker.ts"
 import * as Connection from "./Connection.ts"
 import * as Heartbeat from "./Heartbeat.ts"
 import type { Command } from "./internal/command.ts"
-import { sendOn } from "./internal/command.ts"
+import { buffer, integer, optional, sendOn } from "./internal/command.ts"
+import { refuse } from "./internal/guard.ts"
+import { withIdempotencyKey } from "./internal/idempotency.ts"
+import * as Scan from "./internal/scan.ts"
+import type { ScanKeyOptions, ScanOptions } from "./internal/scan.ts"
+import * as Transaction from "./internal/transaction.ts"
+import type { Results, Successes } from "./internal/transaction.ts"
+import * as Watch from "./internal/watch.ts"
+import type { WatchTransaction } from "./internal/watch.ts"
 import * as Metrics from "./Metrics.ts"
 import * as RedisConfig from "./RedisConfig.ts"
 import * as Watchdog from "./Watchdog.ts"
@@ -80,6 +88,22 @@ export interface CommandOptions {
 }
 
 /**
+ * Options of `run`.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface RunOptions {
+  /**
+   * Apply a non-idempotent command (INCR, LPUSH, XADD, ...) at most once per key: it runs in a Lua wrapper that
+   * records its reply with it, so after a lost connection it is retried once on the next connection and a retry of
+   * an applied command returns the recorded reply. The record is kept `idempotencyTtl` (default 24 hours).
+   */
+  readonly idempotencyKey?: string | undefined
+  readonly idempotencyTtl?: Duration.Input | undefined
+}
+
+/**
  * An argument of a raw command.
  *
  * @since 0.1.0
@@ -98,8 +122,8 @@ export interface RedisServiceShape {
   /** Returns true when the value was written (false when NX/XX prevented it). */
   readonly set: (key: string, value: string, options?: SetOptions) => Effect.Effect<boolean, RedisError>
   readonly mget: (keys: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<Option.Option<string>>, RedisError>
-  /** Returns the number of keys removed. */
-  readonly del: (...keys: ReadonlyArray<string>) => Effect.Effect<number, RedisError>
+  /** Returns the number of keys removed. Takes keys or arrays of keys (`del(keys)` for very many keys). */
+  readonly del: (...keys: ReadonlyArray<string | ReadonlyArray<string>>) => Effect.Effect<number, RedisError>
   /** INCR, or INCRBY when `by` is given. Not idempotent: never resent after a connection failure. */
   readonly incr: (key: string, by?: number) => Effect.Effect<number, RedisError>
   /** Returns true when the timeout was set (false when the key does not exist). */
@@ -117,7 +141,47 @@ export interface RedisServiceShape {
    * `acquireTimeout`, `commandTimeout`, metrics, a span, and one retry after a lost connection when the command is
    * idempotent.
    */
-  readonly run: <A>(command: Command<A>) => Effect.Effect<A, RedisError>
+  readonly run: <A>(command: Command<A>, options?: RunOptions) => Effect.Effect<A, RedisError>
+  /**
+   * Sends the commands in one write and one round trip; a `Result` per command (one WRONGTYPE does not fail the
+   * others). Fails as a whole only when nothing could be sent (circuit open, no connection, a Cluster batch across
+   * slots). After a lost connection only the unanswered idempotent commands are retried, one by one; the others fail
+   * with `sent` telling the truth. Never resent as a block.
+   */
+  readonly batch: <const Cs extends ReadonlyArray<Command<any>>>(commands: Cs) => Effect.Effect<Results<Cs>, RedisError>
+  /**
+   * MULTI ... EXEC: the commands run atomically; the typed replies in order. Never resent: a loss before it was
+   * written fails with `sent: false` (safe to retry), after with `sent: true` (applied entirely or not at all).
+   */
+  readonly multi: <const Cs extends ReadonlyArray<Command<any>>>(
+    commands: Cs
+  ) => Effect.Effect<Successes<Cs>, RedisError>
+  /**
+   * An optimistic transaction: WATCH `keys` on a pinned connection, run `body` (its `run` reads through the pinned
+   * connection), then MULTI/EXEC the commands it returns. A change to a watched key meanwhile fails with
+   * `TransactionAborted` (nothing applied): retry it, e.g. `Effect.retry({ while: (e) => e._tag ===
+   * "TransactionAborted", times: 5 })`.
+   */
+  readonly watch: <const Cs extends ReadonlyArray<Command<any>>, E, R>(
+    keys: ReadonlyArray<string>,
+    body: (tx: WatchTransaction) => Effect.Effect<Cs, E, R>
+  ) => Effect.Effect<Successes<Cs>, RedisError | E, R>
+  /** Every key (SCAN, one page per round trip), `keyPrefix` added to MATCH and stripped; every master on a Cluster. */
+  readonly scan: (options?: ScanOptions) => Stream.Stream<string, RedisError>
+  /** The fields and values of a hash (HSCAN). */
+  readonly hscan: (
+    key: string,
+    options?: ScanKeyOptions
+  ) => Stream.Stream<{ readonly field: string; readonly value: string }, RedisError>
+  /** The members of a set (SSCAN). */
+  readonly sscan: (key: string, options?: ScanKeyOptions) => Stream.Stream<string, RedisError>
+  /** The members and scores of a sorted set (ZSCAN). */
+  readonly zscan: (
+    key: string,
+    options?: ScanKeyOptions
+  ) => Stream.Stream<{ readonly member: string; readonly score: number }, RedisError>
+  /** Reads a key as bytes (no UTF-8 decoding: any value round-trips byte for byte). */
+  readonly getBuffer: (key: string) => Effect.Effect<Option.Option<Buffer>, RedisError>
   readonly health: Effect.Effect<Metrics.RedisHealth>
   /** The current connection state, then every change. */
   readonly states: Stream.Stream<Connection.ConnectionState>
@@ -241,6 +305,8 @@ export const isIdempotent = (name: string, args: ReadonlyArray<CommandArgument> 
 }
 
 const isWritten = (reply: unknown): boolean => reply !== null
+const integerReply = { DEL: integer("DEL"), INCR: integer("INCR"), INCRBY: integer("INCRBY") }
+const optionalBuffer = optional(buffer("GET"))
 const isOne = (reply: number): boolean => reply === 1
 
 // Redis takes whole milliseconds; a sub-millisecond TTL rounds up rather than to 0 (which Redis rejects).
@@ -346,13 +412,22 @@ export const make: (
           (values) => values.map(Option.fromNullishOr)
         )
 
-    const del = (...keys: ReadonlyArray<string>) =>
-      keys.length === 0 ? Effect.succeed(0) : execute("DEL", true, (client) => client.del(keys as Array<string>))
+    const del = (...keys: ReadonlyArray<string | ReadonlyArray<string>>) => {
+      // Arrays are accepted (and flattened without spreading) so that a million keys do not overflow the stack.
+      const all = keys.length === 1 && typeof keys[0] !== "string" ? keys[0]! : keys.flat()
+      return all.length === 0
+        ? Effect.succeed(0)
+        : execute("DEL", true, (client) => client.call("DEL", all as Array<string>), integerReply.DEL)
+    }
 
+    // Never a wrong number: a reply beyond 2^53 fails with DecodeError.
     const incr = (key: string, by?: number) =>
       by === undefined
-        ? execute("INCR", false, (client) => client.incr(key))
-        : execute("INCRBY", false, (client) => client.incrby(key, by))
+        ? execute("INCR", false, (client) => client.incr(key), integerReply.INCR)
+        : execute("INCRBY", false, (client) => client.incrby(key, by), integerReply.INCRBY)
+
+    const getBuffer = (key: string) =>
+      execute("GET", true, (client) => client.getBuffer(key), optionalBuffer)
 
     const expire = (key: string, ttl: Duration.Input) =>
       Effect.suspend(() => {
@@ -367,17 +442,62 @@ export const make: (
       name: string,
       args: ReadonlyArray<CommandArgument>,
       commandOptions?: CommandOptions
-    ) =>
-      execute(
+    ): Effect.Effect<A, RedisError> => {
+      const refused = refuse(name, args)
+      return refused !== undefined ? Effect.fail(refused) : execute(
         name.toUpperCase(),
         commandOptions?.idempotent ?? false,
         (client) => client.call(name, args as Array<CommandArgument>) as Promise<A>
       )
+    }
 
-    const run = <A>(command: Command<A>): Effect.Effect<A, RedisError> =>
-      command.invalid !== undefined
-        ? Effect.fail(command.invalid)
+    const runOne = <A>(command: Command<A>): Effect.Effect<A, RedisError> => {
+      const refused = Transaction.rejection(command)
+      return refused !== undefined
+        ? Effect.fail(refused)
         : execute(command.name, command.idempotent, (client) => sendOn(client, command), command.decode)
+    }
+    const run = <A>(command: Command<A>, runOptions?: RunOptions): Effect.Effect<A, RedisError> =>
+      runOptions?.idempotencyKey === undefined ? runOne(command) : runOne(withIdempotencyKey(
+        command,
+        runOptions.idempotencyKey,
+        config.keyPrefix,
+        runOptions.idempotencyTtl === undefined ? undefined : Duration.fromInputUnsafe(runOptions.idempotencyTtl)
+      ))
+
+    const isCluster = config.topology._tag === "Cluster"
+    const batch = <const Cs extends ReadonlyArray<Command<any>>>(commands: Cs) =>
+      Transaction.batch(commands, { execute, run: runOne, isCluster, keyPrefix: config.keyPrefix })
+    const multi = <const Cs extends ReadonlyArray<Command<any>>>(commands: Cs) =>
+      Transaction.multi(commands, { execute, isCluster, keyPrefix: config.keyPrefix })
+
+    // The pinned connection of a `watch`: opened for the call, reporting to the breaker, closed with the call.
+    const pinned = Effect.gen(function*() {
+      yield* breaker.admit("WATCH")
+      const own = yield* Connection.make(config, { onAttemptFailed: () => breaker.onFailure }, {
+        clientOptions: {
+          connectionName: config.connectionName === undefined ? "watch" : `${config.connectionName}:watch`
+        }
+      })
+      return yield* own.acquire("WATCH")
+    })
+    const watch = <const Cs extends ReadonlyArray<Command<any>>, E, R>(
+      keys: ReadonlyArray<string>,
+      body: (tx: WatchTransaction) => Effect.Effect<Cs, E, R>
+    ) =>
+      Watch.watch(pinned, keys, body, {
+        keyPrefix: config.keyPrefix,
+        cluster: isCluster,
+        commandTimeout: config.commandTimeout
+      })
+
+    const acquireClient = isCluster
+      ? Effect.map(connection.acquire("SCAN"), (live) => live.client)
+      : undefined
+    const scan = (scanOptions?: ScanOptions) => Scan.scan(execute, config.keyPrefix, acquireClient, scanOptions)
+    const hscan = (key: string, scanOptions?: ScanKeyOptions) => Scan.hscan(execute, key, scanOptions)
+    const sscan = (key: string, scanOptions?: ScanKeyOptions) => Scan.sscan(execute, key, scanOptions)
+    const zscan = (key: string, scanOptions?: ScanKeyOptions) => Scan.zscan(execute, key, scanOptions)
 
     const topology = config.topology._tag === "Standalone"
       ? "standalone"
@@ -411,6 +531,14 @@ export const make: (
       publish,
       command,
       run,
+      batch,
+      multi,
+      watch,
+      scan,
+      hscan,
+      sscan,
+      zscan,
+      getBuffer,
       health,
       states: connection.states,
       circuit: breaker.changes,
@@ -421,7 +549,8 @@ export const make: (
 
 type Run<A> = (client: Connection.Client) => Promise<A>
 // Turns the reply into the operation's result inside the command's own callback (no `Effect.map` step).
-type Reply<A> = (reply: unknown) => A
+// The connection is given too, for replies that carry per-command failures (a batch's) to classify.
+type Reply<A> = (reply: unknown, live: Connection.Live) => A
 const asIs = <A>(reply: unknown): A => reply as A
 
 /**
@@ -503,7 +632,7 @@ const makeExecutor = (
         stats.record(name, "ok", elapsed(start))
         let result: A
         try {
-          result = reply(value)
+          result = reply(value, live)
         } catch (defect) {
           // A decoder rejects a reply that does not fit with a DecodeError; anything else thrown is a bug.
           return resume(isRedisError(defect) ? Effect.fail(defect) : Effect.die(defect))
@@ -626,7 +755,7 @@ const makeExecutor = (
     name: string,
     idempotent: boolean,
     run: Run<R>,
-    reply: (reply: R) => A
+    reply: (reply: R, live: Connection.Live) => A
   ): Effect.Effect<A, RedisError>
   function execute<A>(name: string, idempotent: boolean, run: Run<unknown>, reply: Reply<A> = asIs) {
     return Effect.callback<A, RedisError>((resume) => {

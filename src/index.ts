@@ -12,9 +12,17 @@ export {
   isIdempotent,
   RedisService,
   type RedisServiceShape,
+  type RunOptions,
   setKey,
   type SetOptions
 } from "./RedisService.ts"
+
+export type { ScanKeyOptions, ScanOptions } from "./internal/scan.ts"
+export type { Results, Successes } from "./internal/transaction.ts"
+export type { WatchTransaction } from "./internal/watch.ts"
+
+/** Lua scripts as commands: `RedisScript.make({ lua, keys })`, EVALSHA with a reload on NOSCRIPT. */
+export * as RedisScript from "./RedisScript.ts"
 
 export {
   CircuitOpen,
@@ -23,12 +31,16 @@ export {
   ConnectionClosed,
   ConnectionRefused,
   ConnectionReset,
+  CommandRefused,
   ConnectionTimeout,
+  CrossSlot,
   DecodeError,
+  InvalidArgument,
   isRedisError,
   isTransient,
   type RedisError,
-  ReplyError
+  ReplyError,
+  TransactionAborted
 } from "./RedisError.ts"
 
 export { InvalidRedisOptions, type RedisOptions, type ResolvedRedisConfig, type Topology } from "./RedisConfig.ts"

@@ -47,6 +47,12 @@ export interface Command<out A> {
   /** Set when an argument was refused at construction: running the command fails with it, nothing is sent. */
   readonly invalid?: InvalidArgument | undefined
   /**
+   * The form to queue inside MULTI, where a NOSCRIPT could not be answered by a resend (scripts: EVAL).
+   *
+   * @internal
+   */
+  readonly transactional?: { readonly name: string; readonly args: ReadonlyArray<Argument> } | undefined
+  /**
    * How to send it, when not `client.call(name, ...args)` (scripts: EVALSHA, then EVAL on NOSCRIPT).
    *
    * @internal
@@ -94,6 +100,8 @@ export interface MakeOptions<A> {
   /** An argument refused at construction (see `Command.invalid`). */
   readonly invalid?: InvalidArgument | undefined
   /** @internal */
+  readonly transactional?: { readonly name: string; readonly args: ReadonlyArray<Argument> } | undefined
+  /** @internal */
   readonly send?: ((client: Sender) => Promise<unknown>) | undefined
 }
 
@@ -115,6 +123,7 @@ export const make = <A = unknown>(options: MakeOptions<A>): Command<A> => ({
   binary: options.binary ?? false,
   decode: options.decode ?? ((reply) => reply as A),
   invalid: options.invalid,
+  transactional: options.transactional,
   send: options.send
 })
 
