@@ -38,7 +38,8 @@ describe("RedisService (TestClock)", () => {
 
   it.effect("a command that waited for a connection gets its whole commandTimeout from when it is sent", () =>
     Effect.gen(function*() {
-      const server = yield* RedisTestServer.make()
+      // DEBUG SLEEP stands for a command that gets no reply (blocking commands are refused on the shared connection).
+      const server = yield* RedisTestServer.make({ args: ["--enable-debug-command", "yes"] })
       yield* server.stop
       const redis = yield* RedisService.make({
         url: server.url,
@@ -47,18 +48,18 @@ describe("RedisService (TestClock)", () => {
         commandTimeout: "2 seconds",
         reconnect: { base: "1 second", jitter: false, debounce: "0 millis" }
       })
-      // The first attempt fails at t = 0 (refused); BLPOP waits for a connection.
+      // The first attempt fails at t = 0 (refused); the command waits for a connection.
       yield* waitUntil(redis.health, (h) => h.connection === "reconnecting")
-      const pending = yield* Effect.forkChild(Effect.flip(redis.command("BLPOP", ["list", "0"])))
+      const pending = yield* Effect.forkChild(Effect.flip(redis.command("DEBUG", ["SLEEP", "3"])))
       yield* server.start
-      // t = 1 s: the next attempt connects and BLPOP is sent (it never gets a reply: the list stays empty).
+      // t = 1 s: the next attempt connects and DEBUG SLEEP is sent (no reply for 3 real seconds).
       yield* TestClock.adjust("1 second")
       yield* waitUntil(redis.health, (h) => h.connection === "ready")
       yield* sleepReal(50)
       // Counted from the call (t = 0), the deadline would have passed at 2 s.
       yield* TestClock.adjust("1500 millis")
       yield* sleepReal(20)
-      assert.isUndefined(pending.pollUnsafe(), "BLPOP sent at 1 s is still within its 2 s at 2.5 s")
+      assert.isUndefined(pending.pollUnsafe(), "a command sent at 1 s is still within its 2 s at 2.5 s")
       const tick = Duration.toMillis(Watchdog.tickFor(Duration.seconds(2)))
       yield* TestClock.adjust(500 + tick + 1)
       const error = yield* Fiber.join(pending)

@@ -1,0 +1,252 @@
+/**
+ * The command path of the shared connection: breaker check, wait for a ready connection (`acquireTimeout`), deadline
+ * (`commandTimeout`, on the Watchdog), metrics, span, classification of the failure, and one retry of an idempotent
+ * command after a lost connection.
+ *
+ * @internal
+ */
+import type * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Tracer from "effect/Tracer"
+import type * as CircuitBreaker from "../CircuitBreaker.ts"
+import type * as Connection from "../Connection.ts"
+import type * as Metrics from "../Metrics.ts"
+import type * as RedisConfig from "../RedisConfig.ts"
+import {
+  classify,
+  CommandTimeout,
+  isConnectionLost,
+  isRedisError,
+  isTransient,
+  isWrongRole,
+  type RedisError
+} from "../RedisError.ts"
+import * as Watchdog from "../Watchdog.ts"
+
+/** @internal */
+export type Run<A> = (client: Connection.Client) => Promise<A>
+// Turns the reply into the operation's result inside the command's own callback (no `Effect.map` step).
+// The connection is given too, for replies that carry per-command failures (a batch's) to classify.
+type Reply<A> = (reply: unknown, live: Connection.Live) => A
+const asIs = <A>(reply: unknown): A => reply as A
+
+/**
+ * The command path shared by every operation.
+ *
+ * @internal
+ *
+ * The healthy case (circuit closed, connection ready) is one `Effect.callback` around the ioredis promise: the breaker
+ * check, the metrics and the error mapping are plain function calls, so that the layer costs next to nothing over a
+ * bare `Effect.tryPromise`. Everything else (waiting for a connection, failing fast, retrying) takes the slow path.
+ */
+export const make = (
+  config: RedisConfig.ResolvedRedisConfig,
+  connection: Connection.Connection,
+  breaker: CircuitBreaker.CircuitBreaker,
+  stats: Metrics.CommandStats,
+  watchdog: Watchdog.Watchdog
+) => {
+  const commandTimeout = config.commandTimeout
+  // Durations on the watchdog's monotonic milliseconds (performance.now() with the default clock; TestClock drives
+  // it too). One reading per command dates both its deadline and its duration.
+  const now = watchdog.now
+  const elapsed = (start: number) => (now() - start) / 1000
+
+  // What a failed command tells the rest of the layer: a broken connection is replaced (the loss counts once towards
+  // the breaker, through the connection, however many commands were in flight); other transient failures count each.
+  // READONLY means "wrong node" only where the master can move (Sentinel, Cluster); on one server it is a plain reply.
+  const wrongRole = config.topology._tag === "Standalone" ? () => false : isWrongRole
+  // On a Cluster a lost connection is one node's: the slot map is refreshed and the Cluster client stays (it counts
+  // towards the breaker once per refresh, through `onNodeLost`).
+  const report = (live: Connection.Live | undefined, error: RedisError): Effect.Effect<void> =>
+    isConnectionLost(error) || wrongRole(error)
+      ? live === undefined ? Effect.void : connection.lost(live, error)
+      : isTransient(error)
+      ? breaker.onFailure
+      : Effect.void
+
+  const timedOut = (name: string) =>
+    new CommandTimeout({
+      message: `${name} got no reply within ${Duration.format(commandTimeout)}; it was sent and may have been applied`,
+      command: name,
+      timeout: commandTimeout,
+      sent: true
+    })
+
+  // `idempotent` allows a retry after a lost connection; `canRetry` is false on the retry itself (one retry at most).
+  // No interrupt handler: a command interrupted by its caller (its own timeout, say) keeps its deadline, and is counted
+  // by what happened on the wire (`ok` when the reply comes, `CommandTimeout` when it does not); its resume is then a
+  // no-op, so nothing reaches the breaker or the connection. An interrupt handler would cost every command a finalizer
+  // on the fiber's stack (~10% of the layer's own cost without I/O).
+  const send = <A>(
+    name: string,
+    idempotent: boolean,
+    canRetry: boolean,
+    run: Run<unknown>,
+    reply: Reply<A>,
+    live: Connection.Live,
+    start: number,
+    sentAt: number,
+    resume: (effect: Effect.Effect<A, RedisError>) => void
+  ): void => {
+    // `start` times the whole call (a wait for a connection included); the deadline counts from the send.
+    const deadline = watchdog.watch(() => {
+      const error = timedOut(name)
+      stats.record(name, error._tag, elapsed(start))
+      resume(Effect.andThen(report(live, error), Effect.fail(error)))
+    }, sentAt)
+    // ioredis rejects with the same "Connection is closed." whether or not it wrote the command: a client that has
+    // already ended writes nothing.
+    const sent = live.client.status !== "end"
+    let promise: Promise<unknown>
+    try {
+      promise = run(live.client)
+    } catch (cause) {
+      promise = Promise.reject(cause)
+    }
+    promise.then(
+      (value) => {
+        if (deadline.settled) return
+        Watchdog.settle(deadline)
+        stats.record(name, "ok", elapsed(start))
+        let result: A
+        try {
+          result = reply(value, live)
+        } catch (defect) {
+          // A decoder rejects a reply that does not fit with a DecodeError; anything else thrown is a bug.
+          return resume(isRedisError(defect) ? Effect.fail(defect) : Effect.die(defect))
+        }
+        const state = breaker.current()
+        resume(
+          state._tag === "Closed" && state.failures === 0
+            ? Effect.succeed(result)
+            : Effect.as(breaker.onSuccess, result)
+        )
+      },
+      (cause: unknown) => {
+        if (deadline.settled) return
+        Watchdog.settle(deadline)
+        const error = classify(cause, { command: name, sent, socketError: live.socketError, commandTimeout })
+        stats.record(name, error._tag, elapsed(start))
+        const reported = report(live, error)
+        // An idempotent command whose connection broke under it runs once more, on the next connection; so does any
+        // command that reached a replica (READONLY: it was not applied).
+        resume(
+          canRetry && ((idempotent && isConnectionLost(error)) || wrongRole(error))
+            ? Effect.andThen(reported, attempt(name, idempotent, false, run, reply))
+            : Effect.andThen(reported, Effect.fail(error))
+        )
+      }
+    )
+  }
+
+  const rejected = <A>(
+    name: string,
+    idempotent: boolean,
+    canRetry: boolean,
+    run: Run<unknown>,
+    reply: Reply<A>,
+    start: number
+  ): Effect.Effect<A, RedisError> =>
+    breaker.admit(name).pipe(
+      Effect.tapError((error) => Effect.sync(() => stats.record(name, error._tag, elapsed(start)))),
+      Effect.andThen(attempt(name, idempotent, canRetry, run, reply))
+    )
+
+  const waitThenSend = <A>(
+    name: string,
+    idempotent: boolean,
+    canRetry: boolean,
+    run: Run<unknown>,
+    reply: Reply<A>,
+    start: number
+  ) =>
+    connection.acquire(name).pipe(
+      Effect.tapError((error) =>
+        Effect.andThen(Effect.sync(() => stats.record(name, error._tag, elapsed(start))), report(undefined, error))
+      ),
+      Effect.flatMap((live) =>
+        Effect.callback<A, RedisError>((resume) =>
+          send(name, idempotent, canRetry, run, reply, live, start, now(), resume)
+        )
+      )
+    )
+
+  // The body of one attempt, run inside an `Effect.callback`.
+  const register = <A>(
+    name: string,
+    idempotent: boolean,
+    canRetry: boolean,
+    run: Run<unknown>,
+    reply: Reply<A>,
+    resume: (effect: Effect.Effect<A, RedisError>) => void
+  ): void => {
+    const start = now()
+    if (breaker.current()._tag !== "Closed") return resume(rejected(name, idempotent, canRetry, run, reply, start))
+    const live = connection.current()
+    if (live === undefined) return resume(waitThenSend(name, idempotent, canRetry, run, reply, start))
+    return send(name, idempotent, canRetry, run, reply, live, start, start, resume)
+  }
+
+  const attempt = <A>(
+    name: string,
+    idempotent: boolean,
+    canRetry: boolean,
+    run: Run<unknown>,
+    reply: Reply<A>
+  ): Effect.Effect<A, RedisError> =>
+    Effect.callback<A, RedisError>((resume) => register(name, idempotent, canRetry, run, reply, resume))
+
+  const spanOptions = new Map<string, { readonly name: string; readonly options: Tracer.SpanOptions }>()
+  const spanFor = (name: string) => {
+    let span = spanOptions.get(name)
+    if (span === undefined) {
+      span = {
+        name: `redis.${name}`,
+        options: {
+          kind: "client",
+          attributes: { "db.system": "redis", "db.operation": name },
+          captureStackTrace: false
+        }
+      }
+      spanOptions.set(name, span)
+    }
+    return span
+  }
+
+  // Whether a fiber's context has a tracer of its own; remembered for the last context seen (callers of one program
+  // share it), so that most commands skip the lookup.
+  let lastContext: Context.Context<never> | undefined
+  let lastTraced = false
+  const traced = (fiber: Fiber.Fiber<unknown, unknown>): boolean => {
+    if (fiber.context !== lastContext) {
+      lastContext = fiber.context
+      lastTraced = fiber.getRef(Tracer.Tracer) !== Tracer.nativeTracer
+    }
+    return lastTraced
+  }
+
+  // Spans are created when the program installed a tracer (OTLP, ...): with Effect's default in-memory tracer nobody
+  // reads them, and a span costs more than the rest of the command path together. The check runs inside the command's
+  // own callback (the running fiber is the current one there), which saves an `Effect.withFiber` step per command.
+  function execute<A>(name: string, idempotent: boolean, run: Run<A>): Effect.Effect<A, RedisError>
+  function execute<R, A>(
+    name: string,
+    idempotent: boolean,
+    run: Run<R>,
+    reply: (reply: R, live: Connection.Live) => A
+  ): Effect.Effect<A, RedisError>
+  function execute<A>(name: string, idempotent: boolean, run: Run<unknown>, reply: Reply<A> = asIs) {
+    return Effect.callback<A, RedisError>((resume) => {
+      const fiber = Fiber.getCurrent()
+      if (fiber !== undefined && traced(fiber)) {
+        const span = spanFor(name)
+        return resume(Effect.withSpan(attempt(name, idempotent, true, run, reply), span.name, span.options))
+      }
+      return register(name, idempotent, true, run, reply, resume)
+    })
+  }
+  return execute
+}
