@@ -25,6 +25,17 @@ import {
 } from "../RedisError.ts"
 import * as Watchdog from "../Watchdog.ts"
 
+// A retry is an event on the call's one span (when there is a span): which failure caused it.
+const retryEvent = (error: RedisError): Effect.Effect<void> =>
+  Effect.currentSpan.pipe(
+    Effect.flatMap((span) =>
+      Effect.clockWith((clock) =>
+        Effect.sync(() => span.event("redis.retry", clock.currentTimeNanosUnsafe(), { "error.type": error._tag }))
+      )
+    ),
+    Effect.ignore
+  )
+
 /** @internal */
 export type Run<A> = (client: Connection.Client) => Promise<A>
 // Turns the reply into the operation's result inside the command's own callback (no `Effect.map` step).
@@ -135,7 +146,7 @@ export const make = (
         // command that reached a replica (READONLY: it was not applied).
         resume(
           canRetry && ((idempotent && isConnectionLost(error)) || wrongRole(error))
-            ? Effect.andThen(reported, attempt(name, idempotent, false, run, reply))
+            ? Effect.andThen(reported, Effect.andThen(retryEvent(error), attempt(name, idempotent, false, run, reply)))
             : Effect.andThen(reported, Effect.fail(error))
         )
       }
@@ -199,6 +210,12 @@ export const make = (
   ): Effect.Effect<A, RedisError> =>
     Effect.callback<A, RedisError>((resume) => register(name, idempotent, canRetry, run, reply, resume))
 
+  // OpenTelemetry's database conventions: never a key or a value (db.query.text is not set).
+  const serverAttributes = config.topology._tag === "Standalone"
+    ? { "db.namespace": String(config.db), "server.address": config.host, "server.port": config.port }
+    : config.topology._tag === "Sentinel"
+    ? { "db.namespace": String(config.db) }
+    : {}
   const spanOptions = new Map<string, { readonly name: string; readonly options: Tracer.SpanOptions }>()
   const spanFor = (name: string) => {
     let span = spanOptions.get(name)
@@ -207,7 +224,7 @@ export const make = (
         name: `redis.${name}`,
         options: {
           kind: "client",
-          attributes: { "db.system": "redis", "db.operation": name },
+          attributes: { "db.system.name": "redis", "db.operation.name": name, ...serverAttributes },
           captureStackTrace: false
         }
       }
@@ -215,6 +232,7 @@ export const make = (
     }
     return span
   }
+  const errorType = (error: RedisError) => Effect.annotateCurrentSpan("error.type", error._tag)
 
   // Whether a fiber's context has a tracer of its own; remembered for the last context seen (callers of one program
   // share it), so that most commands skip the lookup.
@@ -243,7 +261,11 @@ export const make = (
       const fiber = Fiber.getCurrent()
       if (fiber !== undefined && traced(fiber)) {
         const span = spanFor(name)
-        return resume(Effect.withSpan(attempt(name, idempotent, true, run, reply), span.name, span.options))
+        return resume(Effect.withSpan(
+          Effect.tapError(attempt(name, idempotent, true, run, reply), errorType),
+          span.name,
+          span.options
+        ))
       }
       return register(name, idempotent, true, run, reply, resume)
     })

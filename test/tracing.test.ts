@@ -1,0 +1,74 @@
+/**
+ * Spans by OpenTelemetry's database conventions, recorded by an in-memory tracer against a real redis-server: one
+ * span per logical call, attributes without keys or values, `error.type` on failure, an event per retry.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Fiber, Tracer } from "effect"
+import * as C from "../src/internal/command.ts"
+import * as RedisService from "../src/RedisService.ts"
+import * as ChaosProxy from "../src/testing/ChaosProxy.ts"
+import * as RedisTestServer from "../src/testing/RedisTestServer.ts"
+import { fastOptions } from "./helpers.ts"
+
+const recorder = () => {
+  const spans: Array<Tracer.NativeSpan> = []
+  const tracer = Tracer.make({
+    span: (options) => {
+      const span = new Tracer.NativeSpan(options)
+      spans.push(span)
+      return span
+    }
+  })
+  return { spans, tracer }
+}
+
+describe("tracing", () => {
+  it.live("one client span per call with db.system.name, db.operation.name, db.namespace, server.*; error.type", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const server = yield* RedisTestServer.make()
+      const redis = yield* RedisService.make({ ...fastOptions, url: server.url, db: 3 })
+      const { spans, tracer } = recorder()
+      yield* Effect.withTracer(
+        Effect.gen(function*() {
+          yield* redis.set("secret-key", "secret-value")
+          yield* redis.command("LPUSH", ["list", "x"])
+          yield* Effect.ignore(redis.get("list"))
+          yield* redis.run(C.make({ name: "HSET", args: ["h", "f", "secret-field-value"], keys: [0] }))
+        }),
+        tracer
+      )
+      assert.deepStrictEqual(spans.map((s) => s.name), ["redis.SET", "redis.LPUSH", "redis.GET", "redis.HSET"])
+      const set = spans[0]!
+      assert.strictEqual(set.kind, "client")
+      assert.strictEqual(set.attributes.get("db.system.name"), "redis")
+      assert.strictEqual(set.attributes.get("db.operation.name"), "SET")
+      assert.strictEqual(set.attributes.get("db.namespace"), "3")
+      assert.strictEqual(set.attributes.get("server.address"), "127.0.0.1")
+      assert.strictEqual(set.attributes.get("server.port"), server.port)
+      assert.isUndefined(set.attributes.get("error.type"))
+      assert.strictEqual(spans[2]!.attributes.get("error.type"), "ReplyError")
+      // Nothing of a key or a value in any span.
+      const text = JSON.stringify(spans.map((s) => [s.name, [...s.attributes.entries()]]))
+      for (const secret of ["secret-key", "secret-value", "secret-field-value"]) assert.notInclude(text, secret)
+    })))
+
+  it.live("a retried idempotent command is one span with a redis.retry event", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const server = yield* RedisTestServer.make()
+      const proxy = yield* ChaosProxy.make({ target: server })
+      const redis = yield* RedisService.make({ ...fastOptions, url: proxy.url, heartbeat: false })
+      yield* redis.set("k", "v")
+      const { spans, tracer } = recorder()
+      yield* proxy.latency(200)
+      const fiber = yield* Effect.forkChild(Effect.withTracer(redis.get("k"), tracer))
+      yield* Effect.sleep("80 millis")
+      yield* proxy.resetAll
+      yield* proxy.restore
+      yield* Fiber.join(fiber)
+      assert.deepStrictEqual(spans.map((s) => s.name), ["redis.GET"])
+      const events = (spans[0]! as unknown as { events: Array<[string, bigint, Record<string, unknown>]> }).events
+      assert.deepStrictEqual(events.map(([name, , attributes]) => [name, attributes["error.type"]]), [
+        ["redis.retry", "ConnectionReset"]
+      ])
+    })))
+})
