@@ -56,6 +56,8 @@ export interface NodeHealth {
   readonly role: "master" | "replica"
   /** ioredis' connection status for that node: "ready", "connecting", "wait" (not yet needed), "end", ... */
   readonly status: string
+  /** Cluster: the circuit of this master (one breaker per master); absent while it never failed. */
+  readonly circuit?: "closed" | "open" | "half-open" | undefined
 }
 
 /**

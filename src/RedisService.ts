@@ -37,6 +37,7 @@ import * as Heartbeat from "./Heartbeat.ts"
 import type { Command } from "./internal/command.ts"
 import { buffer, integer, optional, sendOn } from "./internal/command.ts"
 import * as Executor from "./internal/executor.ts"
+import * as NodeBreakers from "./internal/nodeBreakers.ts"
 import { refuse } from "./internal/guard.ts"
 import { withIdempotencyKey } from "./internal/idempotency.ts"
 import * as Scan from "./internal/scan.ts"
@@ -298,6 +299,21 @@ const isWritten = (reply: unknown): boolean => reply !== null
 const integerReply = { DEL: integer("DEL"), INCR: integer("INCR"), INCRBY: integer("INCRBY") }
 const optionalBuffer = optional(buffer("GET"))
 const isOne = (reply: number): boolean => reply === 1
+// Cluster: each master's own circuit, where it has one.
+const withCircuits = (
+  all: ReadonlyArray<Metrics.NodeHealth>,
+  circuits: ReadonlyMap<string, CircuitBreaker.CircuitStatus> | undefined
+): ReadonlyArray<Metrics.NodeHealth> =>
+  circuits === undefined || circuits.size === 0 ? all : all.map((node) => {
+    const circuit = circuits.get(node.address)
+    return circuit === undefined ? node : { ...node, circuit }
+  })
+// The key that routes a command on a Cluster (its first).
+const firstKey = (command: Command<unknown>): string | undefined => {
+  const at = command.keys[0]
+  const key = at === undefined ? undefined : command.args[at]
+  return typeof key === "string" ? key : undefined
+}
 
 // Redis takes whole milliseconds; a sub-millisecond TTL rounds up rather than to 0 (which Redis rejects).
 const ttlMillis = (ttl: Duration.Input): number => Math.ceil(Duration.toMillis(Duration.fromInputUnsafe(ttl)))
@@ -327,8 +343,8 @@ export const make: (
       onReady: () => Effect.andThen(breaker.onConnectionReady, Metric.update(Metrics.connectionsOpened, 1)),
       onLost: () => Effect.andThen(breaker.onFailure, Metric.update(Metrics.reconnects, 1)),
       onState: (state) => Metrics.recordConnectionState(Connection.status(state)),
-      // Cluster: a node's lost connection counts once towards the breaker, however many commands it failed.
-      onNodeLost: () => breaker.onFailure
+      // Cluster: a node's lost connection counts towards that master's own breaker (see NodeBreakers), not the layer's:
+      // one failing master must not open the circuit for the others.
     })
     const heartbeat = config.heartbeat === undefined
       ? undefined
@@ -374,9 +390,19 @@ export const make: (
 
     const stats = yield* Metrics.makeCommandStats(config.connectionName ?? "default")
     const watchdog = yield* Watchdog.make(config.commandTimeout)
-    const execute = Executor.make(config, connection, breaker, stats, watchdog)
+    // Cluster: a breaker per master, so that one failing master does not fail the commands routed to the others.
+    const nodes = config.topology._tag === "Cluster"
+      ? yield* NodeBreakers.make({
+        policy: config.breaker,
+        keyPrefix: config.keyPrefix,
+        probeTimeout,
+        lossWindow: config.reconnect.debounce,
+        current: connection.current
+      })
+      : undefined
+    const execute = Executor.make(config, connection, breaker, stats, watchdog, nodes)
 
-    const get = (key: string) => execute("GET", true, (client) => client.get(key), Option.fromNullishOr)
+    const get = (key: string) => execute("GET", true, (client) => client.get(key), Option.fromNullishOr, key)
 
     const set = (key: string, value: string, setOptions?: SetOptions) =>
       Effect.suspend(() => {
@@ -388,7 +414,8 @@ export const make: (
           setOptions?.mode !== "NX",
           // The plain form takes ioredis' cheaper `set` path; options need the argument list.
           args.length === 2 ? (client) => client.set(key, value) : (client) => client.call("SET", args),
-          isWritten
+          isWritten,
+          key
         )
       })
 
@@ -399,7 +426,8 @@ export const make: (
           "MGET",
           true,
           (client) => client.mget(keys as Array<string>),
-          (values) => values.map(Option.fromNullishOr)
+          (values) => values.map(Option.fromNullishOr),
+          keys[0]
         )
 
     const del = (...keys: ReadonlyArray<string | ReadonlyArray<string>>) => {
@@ -407,22 +435,22 @@ export const make: (
       const all = keys.length === 1 && typeof keys[0] !== "string" ? keys[0]! : keys.flat()
       return all.length === 0
         ? Effect.succeed(0)
-        : execute("DEL", true, (client) => client.call("DEL", all as Array<string>), integerReply.DEL)
+        : execute("DEL", true, (client) => client.call("DEL", all as Array<string>), integerReply.DEL, all[0])
     }
 
     // Never a wrong number: a reply beyond 2^53 fails with DecodeError.
     const incr = (key: string, by?: number) =>
       by === undefined
-        ? execute("INCR", false, (client) => client.incr(key), integerReply.INCR)
-        : execute("INCRBY", false, (client) => client.incrby(key, by), integerReply.INCRBY)
+        ? execute("INCR", false, (client) => client.incr(key), integerReply.INCR, key)
+        : execute("INCRBY", false, (client) => client.incrby(key, by), integerReply.INCRBY, key)
 
     const getBuffer = (key: string) =>
-      execute("GET", true, (client) => client.getBuffer(key), optionalBuffer)
+      execute("GET", true, (client) => client.getBuffer(key), optionalBuffer, key)
 
     const expire = (key: string, ttl: Duration.Input) =>
       Effect.suspend(() => {
         const millis = ttlMillis(ttl)
-        return execute("PEXPIRE", true, (client) => client.pexpire(key, millis), isOne)
+        return execute("PEXPIRE", true, (client) => client.pexpire(key, millis), isOne, key)
       })
 
     const publish = (channel: string, message: string) =>
@@ -445,7 +473,7 @@ export const make: (
       const refused = Transaction.rejection(command)
       return refused !== undefined
         ? Effect.fail(refused)
-        : execute(command.name, command.idempotent, (client) => sendOn(client, command), command.decode)
+        : execute(command.name, command.idempotent, (client) => sendOn(client, command), command.decode, firstKey(command))
     }
     const run = <A>(command: Command<A>, runOptions?: RunOptions): Effect.Effect<A, RedisError> =>
       runOptions?.idempotencyKey === undefined ? runOne(command) : runOne(withIdempotencyKey(
@@ -507,7 +535,7 @@ export const make: (
         consecutiveHeartbeatFailures: heartbeat === undefined ? 0 : yield* heartbeat.consecutiveFailures,
         nodeRecoveries: yield* connection.nodeRecoveries,
         topology,
-        nodes: live === undefined ? [] : Connection.nodes(live.client)
+        nodes: live === undefined ? [] : withCircuits(Connection.nodes(live.client), nodes?.statuses())
       } satisfies Metrics.RedisHealth
     })
 

@@ -227,7 +227,8 @@ describe("RedisService typed commands (real redis-server)", () => {
         ["SUBSCRIBE", ["c"], "RedisSubscriber"],
         ["XREAD", ["BLOCK", "0", "STREAMS", "s", "$"], "RedisStream"],
         ["RESET", [], "scope"],
-        ["WAIT", ["1", "0"], "RedisBlocking"]
+        ["WAIT", ["1", "0"], "timeout"],
+        ["WAITAOF", ["1", "0", "0"], "timeout"]
       ]
       for (const [name, args, hint] of refused) {
         const exit = yield* Effect.exit(redis.command(name, args))
@@ -239,6 +240,8 @@ describe("RedisService typed commands (real redis-server)", () => {
       // Not refused: XREAD without BLOCK (a stream named "block" included), CLIENT ID.
       yield* redis.command("XREAD", ["STREAMS", "block", "0"])
       yield* redis.command("CLIENT", ["ID"])
+      // A bounded WAIT runs (it only counts this connection's writes, so the shared connection is where it belongs).
+      assert.strictEqual(yield* redis.command("WAIT", ["0", "10"]), 0)
       assert.isTrue(yield* redis.set("k", "v"))
       assert.deepStrictEqual(yield* redis.get("k"), Option.some("v"))
       assert.strictEqual(yield* server.command("GET", "k"), "v")

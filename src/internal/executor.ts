@@ -24,6 +24,7 @@ import {
   type RedisError
 } from "../RedisError.ts"
 import * as Watchdog from "../Watchdog.ts"
+import type { NodeBreakers } from "./nodeBreakers.ts"
 
 // A retry is an event on the call's one span (when there is a span): which failure caused it.
 const retryEvent = (error: RedisError): Effect.Effect<void> =>
@@ -35,6 +36,20 @@ const retryEvent = (error: RedisError): Effect.Effect<void> =>
     ),
     Effect.ignore
   )
+
+/**
+ * One call through the executor: the command's name (metrics, spans, errors), whether it may be retried after a lost
+ * connection, how to send it, how to turn its reply into the result, and the key that routes it on a Cluster.
+ *
+ * @internal
+ */
+export interface Call<A> {
+  readonly name: string
+  readonly idempotent: boolean
+  readonly run: Run<unknown>
+  readonly reply: Reply<A>
+  readonly key: string | undefined
+}
 
 /** @internal */
 export type Run<A> = (client: Connection.Client) => Promise<A>
@@ -57,7 +72,8 @@ export const make = (
   connection: Connection.Connection,
   breaker: CircuitBreaker.CircuitBreaker,
   stats: Metrics.CommandStats,
-  watchdog: Watchdog.Watchdog
+  watchdog: Watchdog.Watchdog,
+  nodes?: NodeBreakers | undefined
 ) => {
   const commandTimeout = config.commandTimeout
   // Durations on the watchdog's monotonic milliseconds (performance.now() with the default clock; TestClock drives
@@ -65,18 +81,37 @@ export const make = (
   const now = watchdog.now
   const elapsed = (start: number) => (now() - start) / 1000
 
+  // The master a call's key routes to (Cluster with per-master breakers), else undefined.
+  const nodeOf = nodes === undefined
+    ? () => undefined
+    : (call: Call<unknown>, live: Connection.Live | undefined) =>
+      call.key === undefined || live === undefined ? undefined : nodes.nodeOf(live.client, call.key)
+
   // What a failed command tells the rest of the layer: a broken connection is replaced (the loss counts once towards
-  // the breaker, through the connection, however many commands were in flight); other transient failures count each.
+  // the breaker, through the connection, however many commands were in flight); other transient failures count each,
+  // towards the breaker of the master the key routes to on a Cluster, else the layer's.
   // READONLY means "wrong node" only where the master can move (Sentinel, Cluster); on one server it is a plain reply.
   const wrongRole = config.topology._tag === "Standalone" ? () => false : isWrongRole
-  // On a Cluster a lost connection is one node's: the slot map is refreshed and the Cluster client stays (it counts
-  // towards the breaker once per refresh, through `onNodeLost`).
-  const report = (live: Connection.Live | undefined, error: RedisError): Effect.Effect<void> =>
-    isConnectionLost(error) || wrongRole(error)
-      ? live === undefined ? Effect.void : connection.lost(live, error)
-      : isTransient(error)
-      ? breaker.onFailure
-      : Effect.void
+  // On a Cluster a lost connection is one node's: the slot map is refreshed and the Cluster client stays.
+  const report = (call: Call<unknown>, live: Connection.Live | undefined, error: RedisError): Effect.Effect<void> => {
+    if (isConnectionLost(error) || wrongRole(error)) {
+      if (live === undefined) return Effect.void
+      // Cluster: the master's own breaker hears of it (once per loss); the Cluster client stays.
+      const node = isConnectionLost(error) ? nodeOf(call, live) : undefined
+      return node === undefined ? connection.lost(live, error) : Effect.andThen(nodes!.onLoss(node), connection.lost(live, error))
+    }
+    if (!isTransient(error)) return Effect.void
+    const node = nodeOf(call, live)
+    return node === undefined ? breaker.onFailure : nodes!.onFailure(node)
+  }
+
+  const succeeded = <A>(call: Call<A>, live: Connection.Live, result: A): Effect.Effect<A> => {
+    const state = breaker.current()
+    const healthy = state._tag === "Closed" && state.failures === 0
+    const node = nodeOf(call, live)
+    if (node === undefined) return healthy ? Effect.succeed(result) : Effect.as(breaker.onSuccess, result)
+    return Effect.as(healthy ? nodes!.onSuccess(node) : Effect.andThen(breaker.onSuccess, nodes!.onSuccess(node)), result)
+  }
 
   const timedOut = (name: string) =>
     new CommandTimeout({
@@ -86,34 +121,32 @@ export const make = (
       sent: true
     })
 
-  // `idempotent` allows a retry after a lost connection; `canRetry` is false on the retry itself (one retry at most).
-  // No interrupt handler: a command interrupted by its caller (its own timeout, say) keeps its deadline, and is counted
-  // by what happened on the wire (`ok` when the reply comes, `CommandTimeout` when it does not); its resume is then a
-  // no-op, so nothing reaches the breaker or the connection. An interrupt handler would cost every command a finalizer
-  // on the fiber's stack (~10% of the layer's own cost without I/O).
+  // `call.idempotent` allows a retry after a lost connection; `canRetry` is false on the retry itself (one retry at
+  // most). No interrupt handler: a command interrupted by its caller (its own timeout, say) keeps its deadline, and is
+  // counted by what happened on the wire (`ok` when the reply comes, `CommandTimeout` when it does not); its resume is
+  // then a no-op, so nothing reaches the breaker or the connection. An interrupt handler would cost every command a
+  // finalizer on the fiber's stack (~10% of the layer's own cost without I/O).
   const send = <A>(
-    name: string,
-    idempotent: boolean,
+    call: Call<A>,
     canRetry: boolean,
-    run: Run<unknown>,
-    reply: Reply<A>,
     live: Connection.Live,
     start: number,
     sentAt: number,
     resume: (effect: Effect.Effect<A, RedisError>) => void
   ): void => {
+    const name = call.name
     // `start` times the whole call (a wait for a connection included); the deadline counts from the send.
     const deadline = watchdog.watch(() => {
       const error = timedOut(name)
       stats.record(name, error._tag, elapsed(start))
-      resume(Effect.andThen(report(live, error), Effect.fail(error)))
+      resume(Effect.andThen(report(call, live, error), Effect.fail(error)))
     }, sentAt)
     // ioredis rejects with the same "Connection is closed." whether or not it wrote the command: a client that has
     // already ended writes nothing.
     const sent = live.client.status !== "end"
     let promise: Promise<unknown>
     try {
-      promise = run(live.client)
+      promise = call.run(live.client)
     } catch (cause) {
       promise = Promise.reject(cause)
     }
@@ -124,91 +157,65 @@ export const make = (
         stats.record(name, "ok", elapsed(start))
         let result: A
         try {
-          result = reply(value, live)
+          result = call.reply(value, live)
         } catch (defect) {
           // A decoder rejects a reply that does not fit with a DecodeError; anything else thrown is a bug.
           return resume(isRedisError(defect) ? Effect.fail(defect) : Effect.die(defect))
         }
-        const state = breaker.current()
-        resume(
-          state._tag === "Closed" && state.failures === 0
-            ? Effect.succeed(result)
-            : Effect.as(breaker.onSuccess, result)
-        )
+        resume(succeeded(call, live, result))
       },
       (cause: unknown) => {
         if (deadline.settled) return
         Watchdog.settle(deadline)
         const error = classify(cause, { command: name, sent, socketError: live.socketError, commandTimeout })
         stats.record(name, error._tag, elapsed(start))
-        const reported = report(live, error)
+        const reported = report(call, live, error)
         // An idempotent command whose connection broke under it runs once more, on the next connection; so does any
         // command that reached a replica (READONLY: it was not applied).
         resume(
-          canRetry && ((idempotent && isConnectionLost(error)) || wrongRole(error))
-            ? Effect.andThen(reported, Effect.andThen(retryEvent(error), attempt(name, idempotent, false, run, reply)))
+          canRetry && ((call.idempotent && isConnectionLost(error)) || wrongRole(error))
+            ? Effect.andThen(reported, Effect.andThen(retryEvent(error), attempt(call, false)))
             : Effect.andThen(reported, Effect.fail(error))
         )
       }
     )
   }
 
-  const rejected = <A>(
-    name: string,
-    idempotent: boolean,
-    canRetry: boolean,
-    run: Run<unknown>,
-    reply: Reply<A>,
-    start: number
-  ): Effect.Effect<A, RedisError> =>
-    breaker.admit(name).pipe(
-      Effect.tapError((error) => Effect.sync(() => stats.record(name, error._tag, elapsed(start)))),
-      Effect.andThen(attempt(name, idempotent, canRetry, run, reply))
+  const rejected = <A>(call: Call<A>, canRetry: boolean, start: number, node?: string): Effect.Effect<A, RedisError> =>
+    (node === undefined ? breaker.admit(call.name) : nodes!.admit(node, call.name)).pipe(
+      Effect.tapError((error) => Effect.sync(() => stats.record(call.name, error._tag, elapsed(start)))),
+      Effect.andThen(attempt(call, canRetry))
     )
 
-  const waitThenSend = <A>(
-    name: string,
-    idempotent: boolean,
-    canRetry: boolean,
-    run: Run<unknown>,
-    reply: Reply<A>,
-    start: number
-  ) =>
-    connection.acquire(name).pipe(
+  const waitThenSend = <A>(call: Call<A>, canRetry: boolean, start: number) =>
+    connection.acquire(call.name).pipe(
       Effect.tapError((error) =>
-        Effect.andThen(Effect.sync(() => stats.record(name, error._tag, elapsed(start))), report(undefined, error))
-      ),
-      Effect.flatMap((live) =>
-        Effect.callback<A, RedisError>((resume) =>
-          send(name, idempotent, canRetry, run, reply, live, start, now(), resume)
+        Effect.andThen(
+          Effect.sync(() => stats.record(call.name, error._tag, elapsed(start))),
+          report(call, undefined, error)
         )
-      )
+      ),
+      Effect.flatMap((live) => {
+        const node = nodeOf(call, live)
+        return node !== undefined && nodes!.isOpen(node)
+          ? rejected(call, canRetry, start, node)
+          : Effect.callback<A, RedisError>((resume) => send(call, canRetry, live, start, now(), resume))
+      })
     )
 
   // The body of one attempt, run inside an `Effect.callback`.
-  const register = <A>(
-    name: string,
-    idempotent: boolean,
-    canRetry: boolean,
-    run: Run<unknown>,
-    reply: Reply<A>,
-    resume: (effect: Effect.Effect<A, RedisError>) => void
-  ): void => {
+  const register = <A>(call: Call<A>, canRetry: boolean, resume: (effect: Effect.Effect<A, RedisError>) => void) => {
     const start = now()
-    if (breaker.current()._tag !== "Closed") return resume(rejected(name, idempotent, canRetry, run, reply, start))
+    if (breaker.current()._tag !== "Closed") return resume(rejected(call, canRetry, start))
     const live = connection.current()
-    if (live === undefined) return resume(waitThenSend(name, idempotent, canRetry, run, reply, start))
-    return send(name, idempotent, canRetry, run, reply, live, start, start, resume)
+    if (live === undefined) return resume(waitThenSend(call, canRetry, start))
+    const node = nodeOf(call, live)
+    if (node !== undefined && nodes!.isOpen(node)) return resume(rejected(call, canRetry, start, node))
+    return send(call, canRetry, live, start, start, resume)
   }
 
-  const attempt = <A>(
-    name: string,
-    idempotent: boolean,
-    canRetry: boolean,
-    run: Run<unknown>,
-    reply: Reply<A>
-  ): Effect.Effect<A, RedisError> =>
-    Effect.callback<A, RedisError>((resume) => register(name, idempotent, canRetry, run, reply, resume))
+  const attempt = <A>(call: Call<A>, canRetry: boolean): Effect.Effect<A, RedisError> =>
+    Effect.callback<A, RedisError>((resume) => register(call, canRetry, resume))
 
   // OpenTelemetry's database conventions: never a key or a value (db.query.text is not set).
   const serverAttributes = config.topology._tag === "Standalone"
@@ -254,20 +261,18 @@ export const make = (
     name: string,
     idempotent: boolean,
     run: Run<R>,
-    reply: (reply: R, live: Connection.Live) => A
+    reply: (reply: R, live: Connection.Live) => A,
+    key?: string | undefined
   ): Effect.Effect<A, RedisError>
-  function execute<A>(name: string, idempotent: boolean, run: Run<unknown>, reply: Reply<A> = asIs) {
+  function execute<A>(name: string, idempotent: boolean, run: Run<unknown>, reply: Reply<A> = asIs, key?: string) {
+    const call: Call<A> = { name, idempotent, run, reply, key }
     return Effect.callback<A, RedisError>((resume) => {
       const fiber = Fiber.getCurrent()
       if (fiber !== undefined && traced(fiber)) {
         const span = spanFor(name)
-        return resume(Effect.withSpan(
-          Effect.tapError(attempt(name, idempotent, true, run, reply), errorType),
-          span.name,
-          span.options
-        ))
+        return resume(Effect.withSpan(Effect.tapError(attempt(call, true), errorType), span.name, span.options))
       }
-      return register(name, idempotent, true, run, reply, resume)
+      return register(call, true, resume)
     })
   }
   return execute

@@ -38,10 +38,13 @@ const refused: ReadonlyMap<string, string> = new Map([
   ["BLMPOP", blocking],
   ["BZPOPMIN", blocking],
   ["BZPOPMAX", blocking],
-  ["BZMPOP", blocking],
-  ["WAIT", blocking],
-  ["WAITAOF", blocking]
+  ["BZMPOP", blocking]
 ])
+
+// WAIT and WAITAOF count the writes of the connection they run on, so the shared connection is the only place where
+// they mean anything for this layer's writes. A bounded one holds the connection at most its timeout (keep it short);
+// a timeout of 0 (forever) is refused.
+const waitTimeoutAt: ReadonlyMap<string, number> = new Map([["WAIT", 1], ["WAITAOF", 2]])
 
 const refusedClient: ReadonlyMap<string, string> = new Map([
   ["REPLY", "nothing: the shared connection needs every reply"],
@@ -72,6 +75,13 @@ export const refuse = (name: string, args: ReadonlyArray<Argument>): CommandRefu
   const upper = name.toUpperCase()
   const instead = refused.get(upper)
   if (instead !== undefined) return refusal(upper, instead)
+  const timeoutAt = waitTimeoutAt.get(upper)
+  if (timeoutAt !== undefined) {
+    const timeout = Number(word(args[timeoutAt]))
+    return Number.isFinite(timeout) && timeout > 0
+      ? undefined
+      : refusal(`${upper} with no timeout`, `a timeout of a few milliseconds (${upper} holds the shared connection)`)
+  }
   if (upper === "CLIENT") {
     const sub = word(args[0])
     const clientInstead = refusedClient.get(sub)
