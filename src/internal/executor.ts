@@ -113,6 +113,25 @@ export const make = (
     return Effect.as(healthy ? nodes!.onSuccess(node) : Effect.andThen(breaker.onSuccess, nodes!.onSuccess(node)), result)
   }
 
+  // Commands issued in the same tick go out in one write: the socket is corked at the first and uncorked once the
+  // tick's work is done (process.nextTick runs after the current microtasks, where the fibers resumed by one batch of
+  // replies issue their next commands). A lone command waits for no timer. A Cluster writes to many node sockets: not
+  // corked here.
+  const coalesce = config.topology._tag !== "Cluster"
+  let corked: { uncork(): void } | undefined
+  const uncork = () => {
+    const stream = corked
+    corked = undefined
+    stream?.uncork()
+  }
+  const cork = (client: Connection.Client) => {
+    const stream = (client as { readonly stream?: { cork(): void; uncork(): void; writable?: boolean } }).stream
+    if (stream === undefined || stream.writable === false) return
+    stream.cork()
+    corked = stream
+    process.nextTick(uncork)
+  }
+
   const timedOut = (name: string) =>
     new CommandTimeout({
       message: `${name} got no reply within ${Duration.format(commandTimeout)}; it was sent and may have been applied`,
@@ -144,6 +163,7 @@ export const make = (
     // ioredis rejects with the same "Connection is closed." whether or not it wrote the command: a client that has
     // already ended writes nothing.
     const sent = live.client.status !== "end"
+    if (coalesce && corked === undefined) cork(live.client)
     let promise: Promise<unknown>
     try {
       promise = call.run(live.client)
