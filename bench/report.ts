@@ -114,7 +114,34 @@ export const summarize = (scenarios: ReadonlyArray<Throughput.ScenarioResult>): 
       : { goal, met: entries.every((entry) => ok(pick(entry).median)), detail: describe(entries, pick) }
 
   const throughputOf = (entry: Ratio) => entry.throughput
+  const concurrent = (entries: ReadonlyArray<Ratio>) => entries.filter((entry) => entry.concurrency >= 64)
   const goals: Array<Goal> = [
+    // The performance issue's goals, on the layer with its default options.
+    check(
+      "GET/SET at c=64 and c=256: throughput >= 1.10x NodeRedis",
+      concurrent(find("node-redis")),
+      throughputOf,
+      (r) => r >= 1.1
+    ),
+    check(
+      "GET/SET at c=64 and c=256: throughput >= 0.85x raw ioredis with auto-pipelining",
+      concurrent(find("raw-ap")),
+      throughputOf,
+      (r) => r >= 0.85
+    ),
+    check(
+      "p50 latency at concurrency 1 within 5% of the bare wrapper",
+      find("bare").filter((entry) => entry.concurrency === 1),
+      (entry) => entry.p50,
+      (r) => r <= 1.05
+    ),
+    check(
+      "CPU per operation at c=256 no higher than NodeRedis",
+      find("node-redis").filter((entry) => entry.concurrency === 256),
+      (entry) => entry.cpu,
+      (r) => r <= 1
+    ),
+    // The first round's goals.
     check("throughput >= 0.95x the bare Effect.tryPromise wrapper", find("bare"), throughputOf, (r) => r >= 0.95),
     check("throughput ahead of NodeRedis (node-redis)", find("node-redis"), throughputOf, (r) => r > 1),
     check("throughput ahead of ioredis + cockatiel", find("cockatiel"), throughputOf, (r) => r > 1),
