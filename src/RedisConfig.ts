@@ -561,7 +561,7 @@ const resolveHeartbeat = Effect.fnUntraced(function*(
  *
  * ```ts
  * import { Effect, Redacted } from "effect"
- * import * as RedisConfig from "effect-redis-resilience/RedisConfig"
+ * import { RedisConfig } from "effect-redis-resilience"
  *
  * const program = Effect.gen(function*() {
  *   const config = yield* RedisConfig.resolve({
