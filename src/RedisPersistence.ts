@@ -38,8 +38,9 @@ import * as Redis from "effect/persistence/Redis"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Channels from "./Channels.ts"
-import * as Connection from "./Connection.ts"
-import { classify, CommandTimeout, ConnectionClosed, isRedisError, type RedisError } from "./RedisError.ts"
+import * as Command from "./internal/command.ts"
+import * as Dedicated from "./internal/dedicated.ts"
+import { ConnectionClosed, isRedisError, type RedisError } from "./RedisError.ts"
 import { isIdempotent, RedisService } from "./RedisService.ts"
 import * as RedisSubscriber from "./RedisSubscriber.ts"
 
@@ -125,13 +126,15 @@ export const blockingTime = (command: string, args: ReadonlyArray<string>): Dura
  *   connection only when idempotent (see `isIdempotentCommand`). Errors are effect's `RedisError` whose `cause` is
  *   this library's tagged error.
  * - `subscribe` returns once Redis has acknowledged the channel's SUBSCRIBE (or after `acquireTimeout` if the
- *   subscriber cannot connect; it subscribes as soon as it can). Subscriptions survive reconnects; what was published meanwhile is lost.
+ *   subscriber cannot connect; it subscribes as soon as it can). Subscriptions survive reconnects; what was
+ *   published meanwhile is lost.
  * - `reserve` opens a dedicated connection with the same options, connect timeout and reconnect schedule (it waits at
  *   most `acquireTimeout` for it, and fails fast with `CircuitOpen` while the breaker is open). Commands on it run
  *   under `commandTimeout`, plus the blocking time of a blocking command (none for a block of 0). A reserved
  *   connection is pinned: once it was lost, its commands fail with `ConnectionClosed` instead of running on a new
  *   connection where MULTI, WATCH or SELECT would silently be gone; reserve again. No heartbeat runs on it, since a
- *   blocking command would hold the PING.
+ *   blocking command would hold the PING. Its failed connection attempts and timeouts count towards the layer's
+ *   breaker, and an interrupted command destroys it. It is the dedicated connection `RedisBlocking` pools.
  *
  * @since 0.1.0
  * @category constructors
@@ -168,86 +171,20 @@ export const make = Effect.fnUntraced(function*(options: RedisPersistenceOptions
     return Fiber.join(listener)
   })
 
-  // One dedicated connection, in a scope of its own (closed by `close`, or with the layer).
-  const open = Effect.fnUntraced(function*(scope: Scope.Closeable) {
-    let lost = false
-    const connection = yield* Connection.make(config, {
-      // A lost reserved connection is done: stop its reconnect loop rather than open a socket nobody will use.
-      onLost: () =>
-        Effect.sync(() => {
-          lost = true
-        }).pipe(Effect.andThen(Effect.forkIn(Scope.close(scope, Exit.void), layerScope)), Effect.asVoid)
-    }, {
-      clientOptions: {
-        connectionName: config.connectionName === undefined ? "reserved" : `${config.connectionName}:reserved`
-      }
-    }).pipe(Scope.provide(scope))
-    const live = yield* connection.acquire()
-
-    const commandTimeout = config.commandTimeout
-    const sendReserved = <A = unknown>(
-      command: string,
-      ...args: ReadonlyArray<string>
-    ): Effect.Effect<A, Redis.RedisError> =>
-      Effect.suspend(() => {
-        const name = command.toUpperCase()
-        if (lost || connection.current() !== live) {
-          return Effect.fail(toEffectError(
-            new ConnectionClosed({
-              message: `The reserved connection was lost; ${name} was not sent (reserve another connection)`,
-              command: name,
-              sent: false
-            })
-          ))
-        }
-        const run = Effect.callback<A, RedisError>((resume) => {
-          live.client.call(command, ...args).then(
-            (value) => resume(Effect.succeed(value as A)),
-            (cause: unknown) => {
-              const error = classify(cause, {
-                command: name,
-                sent: true,
-                socketError: live.socketError,
-                commandTimeout
-              })
-              resume(
-                error._tag === "ConnectionReset" || error._tag === "ConnectionClosed"
-                  ? Effect.andThen(connection.invalidate(live, error), Effect.fail(error))
-                  : Effect.fail(error)
-              )
-            }
-          )
-        })
-        const blocking = blockingTime(name, args)
-        const bounded = blocking !== undefined && Duration.isZero(blocking) ? run : Effect.timeoutOrElse(run, {
-          duration: blocking === undefined ? commandTimeout : Duration.sum(commandTimeout, blocking),
-          orElse: () =>
-            Effect.fail(
-              new CommandTimeout({
-                message: `${name} got no reply on a reserved connection within ${
-                  Duration.format(blocking === undefined ? commandTimeout : Duration.sum(commandTimeout, blocking))
-                }; it was sent and may have been applied`,
-                command: name,
-                timeout: commandTimeout,
-                sent: true
-              })
-            )
-        })
-        return Effect.mapError(bounded, toEffectError)
-      })
-
-    return { send: sendReserved, close: Scope.close(scope, Exit.void) }
-  })
-
+  // One dedicated connection (internal/dedicated.ts), in a scope of its own: closed by `close`, or with the layer.
   const connect = Effect.uninterruptibleMask((restore) =>
     Effect.gen(function*() {
-      // Fails fast with CircuitOpen while the breaker is open, without opening a socket.
-      yield* restore(send("PING"))
       const scope = yield* Scope.fork(layerScope, "sequential")
-      return yield* restore(open(scope)).pipe(
+      const connection = yield* restore(Scope.provide(Dedicated.open(redis, "reserved"), scope)).pipe(
         Effect.onError((cause) => Scope.close(scope, Exit.failCause(cause))),
         Effect.mapError(toEffectError)
       )
+      const sendReserved = <A = unknown>(command: string, ...args: ReadonlyArray<string>) =>
+        Effect.mapError(
+          connection.send(Command.make<A>({ name: command, args }), blockingTime(command, args)),
+          toEffectError
+        )
+      return { send: sendReserved, close: Effect.andThen(connection.close, Scope.close(scope, Exit.void)) }
     })
   )
 

@@ -69,6 +69,20 @@ export * as RedisChannel from "./Channels.ts"
 export * as RedisCache from "./RedisCache.ts"
 export { getAs, setAs, ValueTooLarge } from "./RedisCache.ts"
 
+/** Blocking commands (BLPOP, BLMOVE, XREADGROUP BLOCK, ...) on a bounded pool of dedicated connections. */
+export {
+  type PoppedMember,
+  RedisBlocking,
+  type RedisBlockingOptions,
+  type RedisBlockingShape,
+  type Side,
+  type StreamEntry,
+  type StreamRead
+} from "./RedisBlocking.ts"
+
+/** Stream consumer groups, at-least-once: `RedisStream.consume(options, handler)`, `RedisStream.add(...)`. */
+export * as RedisStream from "./RedisStream.ts"
+
 /** effect's `Redis` service (`effect/persistence/Redis`) on this library's connection: `RedisPersistence.layer`. */
 export * as RedisPersistence from "./RedisPersistence.ts"
 
@@ -87,3 +101,5 @@ export * as RedisErrors from "./RedisError.ts"
 export type { PublishOptions } from "./Channels.ts"
 /** Redis Cluster hash slots (`slotOf`), as the sharded subscriber routes channels. */
 export * as ClusterSlot from "./ClusterSlot.ts"
+
+export * as RedisHealthCheck from "./RedisHealthCheck.ts"

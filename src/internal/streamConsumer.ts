@@ -1,0 +1,333 @@
+/**
+ * The loop behind `RedisStream.consume`: rounds of (own pending entries when due, claims when due, new entries), each
+ * entry acknowledged only after its handler succeeded, dead-lettered when it cannot be processed, and recovery from
+ * transient failures with the layer's reconnect backoff.
+ *
+ * @internal
+ */
+import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Option from "effect/Option"
+import type { RedisBlockingShape } from "../RedisBlocking.ts"
+import { valueCodec, type ValueCodec } from "../RedisCache.ts"
+import { InvalidArgument, isTransient, type RedisError } from "../RedisError.ts"
+import type { RedisServiceShape } from "../RedisService.ts"
+import type { ConsumeOptions, Entry } from "../RedisStream.ts"
+import { integer, make as makeCommand, string } from "./command.ts"
+import { blockTime } from "./dedicated.ts"
+import * as Reply from "./streamReply.ts"
+import type { StreamEntry } from "./streamReply.ts"
+
+/**
+ * Runs a consumer until interrupted (see `RedisStream.consume`).
+ *
+ * @internal
+ */
+export const run = <A, I, E, R>(
+  redis: RedisServiceShape,
+  blocking: RedisBlockingShape,
+  options: ConsumeOptions<A, I>,
+  handler: (entry: Entry<A>) => Effect.Effect<unknown, E, R>
+): Effect.Effect<never, RedisError, R> =>
+  Effect.gen(function*() {
+    const consumer: Consumer<A, E, R> = {
+      redis,
+      blocking,
+      settings: yield* resolve(options),
+      codec: valueCodec(options.schema),
+      handler,
+      state: { group: false, history: true, retryAt: undefined, nextClaim: 0, failures: 0 }
+    }
+    return yield* Effect.forever(
+      round(consumer).pipe(
+        Effect.matchEffect({
+          onSuccess: () => Effect.sync(() => (consumer.state.failures = 0)),
+          onFailure: (error) => recover(consumer, error)
+        })
+      )
+    )
+  })
+
+interface Settings {
+  readonly stream: string
+  readonly group: string
+  readonly consumer: string
+  readonly claimAfter: Duration.Duration
+  readonly maxDeliveries: number
+  readonly deadLetter: string
+  readonly batch: number
+  readonly block: Duration.Duration
+  readonly startId: string
+  readonly retryDelay: Duration.Duration
+}
+
+interface Consumer<A, E, R> {
+  readonly redis: RedisServiceShape
+  readonly blocking: RedisBlockingShape
+  readonly settings: Settings
+  readonly codec: ValueCodec<A>
+  readonly handler: (entry: Entry<A>) => Effect.Effect<unknown, E, R>
+  /**
+   * `group`: the group is known to exist; `history`: re-read the own pending entries first; `retryAt`: when failed
+   * entries are due again (millis); `failures`: consecutive failed rounds (the backoff).
+   */
+  readonly state: {
+    group: boolean
+    history: boolean
+    retryAt: number | undefined
+    nextClaim: number
+    failures: number
+  }
+}
+
+const positive = (name: string, value: number | undefined, fallback: number) =>
+  value === undefined
+    ? Effect.succeed(fallback)
+    : Number.isSafeInteger(value) && value > 0
+    ? Effect.succeed(value)
+    : Effect.fail(
+      new InvalidArgument({ message: `RedisStream.consume: ${name} must be a positive integer`, argument: name })
+    )
+
+const duration = (name: string, value: Duration.Input | undefined, fallback: Duration.Duration) =>
+  value === undefined
+    ? Effect.succeed(fallback)
+    : Effect.flatMap(blockTime("XREADGROUP", value, name), (d) =>
+      Duration.isZero(d)
+        ? Effect.fail(new InvalidArgument({ message: `RedisStream.consume: ${name} must be positive`, argument: name }))
+        : Effect.succeed(d))
+
+const resolve = <A, I>(options: ConsumeOptions<A, I>): Effect.Effect<Settings, InvalidArgument> =>
+  Effect.gen(function*() {
+    return {
+      stream: options.stream,
+      group: options.group,
+      consumer: options.consumer,
+      claimAfter: yield* duration("claimAfter", options.claimAfter, Duration.seconds(30)),
+      maxDeliveries: yield* positive("maxDeliveries", options.maxDeliveries, 10),
+      deadLetter: options.deadLetter ?? `${options.stream}:dead`,
+      batch: yield* positive("batch", options.batch, 10),
+      block: yield* duration("block", options.block, Duration.seconds(2)),
+      startId: options.startId ?? "0",
+      retryDelay: yield* duration("retryDelay", options.retryDelay, Duration.seconds(1))
+    }
+  })
+
+// BUSYGROUP: it exists already, which is what was asked (and what a retry after a lost reply finds).
+const createGroup = <A, E, R>({ redis, settings }: Consumer<A, E, R>) =>
+  redis.run(makeCommand({
+    name: "XGROUP",
+    args: ["CREATE", settings.stream, settings.group, settings.startId, "MKSTREAM"],
+    keys: [1],
+    idempotent: true
+  })).pipe(Effect.catchIf((error) => error._tag === "ReplyError" && error.code === "BUSYGROUP", () => Effect.void))
+
+const ack = <A, E, R>({ redis, settings }: Consumer<A, E, R>, id: string) =>
+  redis.run(makeCommand({
+    name: "XACK",
+    args: [settings.stream, settings.group, id],
+    keys: [0],
+    idempotent: true,
+    decode: integer("XACK")
+  }))
+
+// How many times each of these entries (now this consumer's) was delivered: XPENDING over their id range.
+const deliveriesOf = <A, E, R>({ redis, settings }: Consumer<A, E, R>, entries: ReadonlyArray<StreamEntry>) =>
+  entries.length === 0 ? Effect.succeed(new Map<string, number>() as ReadonlyMap<string, number>) : redis.run(
+    makeCommand({
+      name: "XPENDING",
+      args: [
+        settings.stream,
+        settings.group,
+        entries[0]!.id,
+        entries[entries.length - 1]!.id,
+        entries.length,
+        settings.consumer
+      ],
+      keys: [0],
+      idempotent: true,
+      readOnly: true,
+      decode: Reply.pending
+    })
+  )
+
+// One round: own pending entries when due, claims when due, then new entries (blocking at most until the next due).
+const round = <A, E, R>(c: Consumer<A, E, R>): Effect.Effect<void, RedisError, R> =>
+  Effect.gen(function*() {
+    const state = c.state
+    // In the round, so that a Redis that is down when the consumer starts is waited for like any other failure.
+    if (!state.group) {
+      yield* createGroup(c)
+      state.group = true
+    }
+    const now = yield* Clock.currentTimeMillis
+    if (state.history || (state.retryAt !== undefined && now >= state.retryAt)) {
+      state.retryAt = undefined
+      yield* readHistory(c)
+      state.history = false
+    }
+    if (now >= state.nextClaim) {
+      yield* claimIdle(c)
+      state.nextClaim = now + Math.max(10, Duration.toMillis(c.settings.claimAfter) / 2)
+    }
+    const after = yield* Clock.currentTimeMillis
+    const due = Math.min(state.nextClaim, state.retryAt ?? Infinity) - after
+    // At least a millisecond: a block of 0 would wait forever.
+    const wait = Math.max(1, Math.min(Duration.toMillis(c.settings.block), due))
+    const read = yield* c.blocking.xreadgroup(
+      c.settings.group,
+      c.settings.consumer,
+      [{ stream: c.settings.stream, id: ">" }],
+      Duration.millis(wait),
+      { count: c.settings.batch }
+    )
+    // Entries read with ">" were never delivered before.
+    const entries = Option.isSome(read) ? (read.value[0]?.entries ?? []) : []
+    yield* processAll(c, entries, new Map(entries.map((entry) => [entry.id, 1])))
+  })
+
+// The consumer's own pending entries, from the start, a batch at a time (read from the shared connection: no block).
+const readHistory = <A, E, R>(c: Consumer<A, E, R>): Effect.Effect<void, RedisError, R> =>
+  Effect.gen(function*() {
+    const { batch, consumer, group, stream } = c.settings
+    const decode = Reply.streams("XREADGROUP", c.redis.config.keyPrefix)
+    let cursor = "0"
+    while (true) {
+      const read = yield* c.redis.run(makeCommand({
+        name: "XREADGROUP",
+        args: ["GROUP", group, consumer, "COUNT", batch, "STREAMS", stream, cursor],
+        keys: [6],
+        idempotent: true,
+        decode
+      }))
+      const entries = read?.[0]?.entries ?? []
+      if (entries.length === 0) return
+      yield* processAll(c, entries, yield* deliveriesOf(c, entries))
+      cursor = entries[entries.length - 1]!.id
+    }
+  })
+
+// Entries idle longer than claimAfter in any consumer of the group become this consumer's (XAUTOCLAIM).
+const claimIdle = <A, E, R>(c: Consumer<A, E, R>): Effect.Effect<void, RedisError, R> =>
+  Effect.gen(function*() {
+    const { batch, claimAfter, consumer, group, stream } = c.settings
+    let cursor = "0-0"
+    // Bounded, so that new entries are not kept waiting behind a huge backlog of claims.
+    for (let page = 0; page < 10; page++) {
+      const claimed = yield* c.redis.run(makeCommand({
+        name: "XAUTOCLAIM",
+        args: [stream, group, consumer, Math.ceil(Duration.toMillis(claimAfter)), cursor, "COUNT", batch],
+        keys: [0],
+        idempotent: true,
+        decode: Reply.autoclaim
+      }))
+      yield* processAll(c, claimed.entries, yield* deliveriesOf(c, claimed.entries))
+      cursor = claimed.cursor
+      if (cursor === "0-0") return
+    }
+  })
+
+const processAll = <A, E, R>(
+  c: Consumer<A, E, R>,
+  entries: ReadonlyArray<StreamEntry>,
+  deliveries: ReadonlyMap<string, number>
+): Effect.Effect<void, RedisError, R> =>
+  Effect.forEach(entries, (entry) => processOne(c, entry, deliveries.get(entry.id) ?? 1), { discard: true })
+
+const processOne = <A, E, R>(
+  c: Consumer<A, E, R>,
+  entry: StreamEntry,
+  deliveries: number
+): Effect.Effect<void, RedisError, R> => {
+  // Deleted while pending (XDEL, trimming): nothing to process.
+  if (entry.fields === undefined) return Effect.asVoid(ack(c, entry.id))
+  if (deliveries > c.settings.maxDeliveries) {
+    return deadLetter(c, entry, deliveries, "max-deliveries", `delivered ${deliveries} times`)
+  }
+  const raw = entry.fields.value
+  const decoded = raw === undefined ? undefined : c.codec.decode(raw)
+  if (decoded === undefined || Exit.isFailure(decoded)) {
+    const why = decoded === undefined ? "no value field" : schemaMessage(decoded.cause)
+    return deadLetter(c, entry, deliveries, "decode", why)
+  }
+  return Effect.exit(c.handler({ id: entry.id, value: decoded.value, deliveries })).pipe(
+    Effect.flatMap((exit) => {
+      if (Exit.isSuccess(exit)) return Effect.asVoid(ack(c, entry.id))
+      if (Cause.hasInterruptsOnly(exit.cause)) return Effect.interrupt
+      return Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        const state = c.state
+        state.retryAt = Math.min(state.retryAt ?? Infinity, now + Duration.toMillis(c.settings.retryDelay))
+        return Effect.logWarning("RedisStream: the handler failed; the entry stays pending and is retried", exit.cause)
+      }).pipe(Effect.annotateLogs({ stream: c.settings.stream, group: c.settings.group, id: entry.id }))
+    })
+  )
+}
+
+// At-least-once too: a dead letter written but not acknowledged (a lost reply) is written again on the next delivery.
+const deadLetter = <A, E, R>(
+  c: Consumer<A, E, R>,
+  entry: StreamEntry,
+  deliveries: number,
+  reason: "max-deliveries" | "decode",
+  detail: string
+) => {
+  const { consumer, deadLetter: target, group, stream } = c.settings
+  return c.redis.run(makeCommand({
+    name: "XADD",
+    args: [
+      target,
+      "*",
+      "reason",
+      reason,
+      "error",
+      detail,
+      "stream",
+      stream,
+      "group",
+      group,
+      "consumer",
+      consumer,
+      "id",
+      entry.id,
+      "deliveries",
+      deliveries,
+      "fields",
+      JSON.stringify(entry.fields ?? {})
+    ],
+    keys: [0],
+    decode: string("XADD")
+  })).pipe(
+    Effect.andThen(ack(c, entry.id)),
+    Effect.andThen(Effect.logWarning(`RedisStream: entry dead-lettered (${reason})`)),
+    Effect.annotateLogs({ stream, group, id: entry.id, deadLetter: target })
+  )
+}
+
+// What the loop survives: anything transient (after a backoff), the circuit breaker (after retryAfter), a group that
+// vanished (re-created). The rest fails `consume`.
+const recover = <A, E, R>(c: Consumer<A, E, R>, error: RedisError): Effect.Effect<void, RedisError> => {
+  const state = c.state
+  state.history = true
+  const noGroup = error._tag === "ReplyError" && error.code === "NOGROUP"
+  if (noGroup) state.group = false
+  if (!(noGroup || isTransient(error) || error._tag === "CircuitOpen" || error._tag === "ConnectionClosed")) {
+    return Effect.fail(error)
+  }
+  state.failures++
+  const { base, cap } = c.redis.config.reconnect
+  const backoff = Math.min(Duration.toMillis(cap), Duration.toMillis(base) * 2 ** Math.min(state.failures - 1, 20))
+  const delay = error._tag === "CircuitOpen" ? Math.max(backoff, Duration.toMillis(error.retryAfter)) : backoff
+  return Effect.logWarning(`RedisStream: ${error._tag}; reading again in ${Math.round(delay)} ms`).pipe(
+    Effect.annotateLogs({ stream: c.settings.stream, group: c.settings.group }),
+    Effect.andThen(Effect.sleep(Duration.millis(delay)))
+  )
+}
+
+/** The message of a Schema failure. @internal */
+export const schemaMessage = (cause: Cause.Cause<unknown>): string => {
+  const error = Cause.squash(cause)
+  return error instanceof Error ? error.message : String(error)
+}
