@@ -17,13 +17,21 @@ import * as Exit from "effect/Exit"
 import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
-import type * as Stream from "effect/Stream"
+import * as Stream from "effect/Stream"
 import * as SubscriptionRef from "effect/SubscriptionRef"
 import { Cluster, Redis as IORedis, type RedisOptions } from "ioredis"
 import * as ReconnectSchedule from "./ReconnectSchedule.ts"
 import type { NodeHealth } from "./Metrics.ts"
 import type { ResolvedRedisConfig } from "./RedisConfig.ts"
-import { classify, ConnectionClosed, ConnectionTimeout, type RedisError } from "./RedisError.ts"
+import * as ReadyWaiters from "./internal/readyWaiters.ts"
+import {
+  classify,
+  ConnectionClosed,
+  ConnectionTimeout,
+  databaseRefused,
+  type RedisError,
+  scrubCause
+} from "./RedisError.ts"
 
 /**
  * The state of the connection.
@@ -88,7 +96,10 @@ export type Client = IORedis | Cluster
 export interface Live {
   readonly client: Client
   readonly generation: number
-  /** The last error the socket reported; used to classify commands that fail with a bare "Connection is closed.". */
+  /**
+   * The last error the socket reported (scrubbed: see `RedisError.scrubCause`); used to classify commands that fail
+   * with a bare "Connection is closed.".
+   */
   readonly socketError: unknown
 }
 
@@ -106,8 +117,21 @@ interface MutableLive extends Live {
 export interface Connection {
   /** The ready connection, if there is one now. Synchronous: this is the hot path. */
   readonly current: () => Live | undefined
-  /** The ready connection, waiting at most `acquireTimeout` for one (then `ConnectionTimeout` with phase "acquire"). */
+  /**
+   * The ready connection, waiting at most `acquireTimeout` for one (then `ConnectionTimeout` with phase "acquire").
+   * Waiters share one timer, so the bound holds with 100,000 of them.
+   */
   readonly acquire: (command?: string) => Effect.Effect<Live, ConnectionTimeout | ConnectionClosed>
+  /**
+   * Waits for a ready connection at most `connectTimeout` (what `awaitReady: true` does while the layer is built);
+   * fails with `ConnectionTimeout` (phase "connect") whose message and `cause` give the last attempt's error.
+   */
+  readonly awaitReady: Effect.Effect<void, ConnectionTimeout>
+  /**
+   * Why no connection is ready: the error of the last failed attempt, or what lost the last connection. `undefined`
+   * while a connection is ready (and before the first attempt ended).
+   */
+  readonly lastError: Effect.Effect<RedisError | undefined>
   /**
    * Reports that `live` is broken. The first report for a connection starts one reconnect cycle and returns true;
    * later ones (and reports about a connection already replaced) are no-ops and return false.
@@ -171,13 +195,18 @@ export type IORedisOptions = Omit<RedisOptions, "replyMapping">
  * The ioredis options this library runs with: ioredis never reconnects, queues, resends or resubscribes by itself.
  * For a Cluster these are the options of each node connection (see `makeClient`).
  *
+ * **Gotchas**
+ *
+ * There is no `db`: ioredis would send its SELECT during the handshake and, when the server refuses it, report the
+ * refusal as an `error` event and use the connection anyway, in database 0. `make` sends the SELECT itself, as part
+ * of the connection attempt, and fails the attempt when it is refused (see `select`).
+ *
  * @since 0.1.0
  * @category constructors
  */
 export const clientOptions = (config: ResolvedRedisConfig): IORedisOptions => ({
   host: config.host,
   port: config.port,
-  db: config.db,
   ...(config.username === undefined ? {} : { username: config.username }),
   ...(config.password === undefined ? {} : { password: Redacted.value(config.password) }),
   ...(config.tls === false ? {} : { tls: config.tls === true ? {} : config.tls }),
@@ -317,6 +346,24 @@ export const boundNodeOpening = (node: IORedis, millis: number): void => {
 }
 
 /**
+ * Selects the `db` option's database on a connection that just opened, as the last step of the attempt. A refusal
+ * (the index is beyond the server's `databases`, or the ACL user may not run SELECT) rejects with the `ReplyError` of
+ * `databaseRefused`, so that the attempt fails and no command runs in database 0 instead; any other failure rejects
+ * with its classification. Database 0 (and a Cluster, which has no other) needs no SELECT.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const select = (live: Live, db: number): Promise<void> =>
+  db === 0 || live.client instanceof Cluster ? Promise.resolve() : live.client.select(db).then(
+    () => undefined,
+    (error: unknown) => {
+      const classified = classify(error, { command: "SELECT", sent: true, socketError: live.socketError })
+      throw classified._tag === "ReplyError" ? databaseRefused(db, error) : classified
+    }
+  )
+
+/**
  * How often a reconnect cycle behind Sentinel asks the sentinels which master they name.
  *
  * @since 0.1.0
@@ -430,12 +477,33 @@ export const make = Effect.fnUntraced(function*(
     Math.min(Duration.toMillis(config.connectTimeout), Duration.toMillis(config.commandTimeout) / 2)
   )
   let current: MutableLive | undefined
-  let ready = Deferred.makeUnsafe<Live, ConnectionClosed>()
   let generation = 0
   let reconnects = 0
   let connectionsOpened = 0
   let attempts = 0
   let closed = false
+
+  const lastErrorUnsafe = (): RedisError | undefined => {
+    const state = SubscriptionRef.getUnsafe(stateRef)
+    return state._tag === "Reconnecting" ? state.lastError : undefined
+  }
+
+  // Callers waiting for a connection share one timer (see internal/readyWaiters.ts).
+  const waiters = yield* ReadyWaiters.make<Live, ConnectionTimeout | ConnectionClosed>(
+    config.acquireTimeout,
+    (command) => {
+      const cause = lastErrorUnsafe()
+      return new ConnectionTimeout({
+        message: `No Redis connection became ready within ${Duration.format(config.acquireTimeout)}${
+          command === undefined ? "" : `; ${command} was not sent`
+        }${cause === undefined ? "" : ` (last connection error: ${cause.message})`}`,
+        phase: "acquire",
+        timeout: config.acquireTimeout,
+        command,
+        cause
+      })
+    }
+  )
 
   const setState = (state: ConnectionState): Effect.Effect<void> =>
     hooks.onState === undefined
@@ -445,10 +513,7 @@ export const make = Effect.fnUntraced(function*(
   // Marks a connection lost, synchronously, so that `current` never hands out a broken client.
   const loseUnsafe = (live: MutableLive, reason: RedisError): boolean => {
     if (!Deferred.doneUnsafe(live.lost, Exit.succeed(reason))) return false
-    if (current === live) {
-      current = undefined
-      if (Deferred.isDoneUnsafe(ready)) ready = Deferred.makeUnsafe<Live, ConnectionClosed>()
-    }
+    if (current === live) current = undefined
     // Close the socket now: whatever is still in flight on it fails at once instead of waiting on a dead server.
     live.client.disconnect()
     return true
@@ -470,8 +535,9 @@ export const make = Effect.fnUntraced(function*(
       lost: Deferred.makeUnsafe<RedisError>()
     }
     // ioredis throws `error` events nobody listens to: this listener is what keeps ECONNRESET from crashing the app.
+    // Kept scrubbed: what ioredis emits may carry the failed command's arguments (the handshake's password).
     client.on("error", (error: unknown) => {
-      live.socketError = error
+      live.socketError = scrubCause(error)
     })
     client.on("close", () => loseUnsafe(live, closedReason(live)))
     // A Cluster ends when it gave up on every node (its own retry strategy is off).
@@ -482,7 +548,14 @@ export const make = Effect.fnUntraced(function*(
     hooks.onClient?.(client)
     return Effect.callback<MutableLive, RedisError>((resume) => {
       client.connect().then(
-        () => resume(Effect.succeed(live)),
+        () =>
+          select(live, config.db).then(
+            () => resume(Effect.succeed(live)),
+            (error: unknown) => {
+              client.disconnect()
+              resume(Effect.fail(error as RedisError))
+            }
+          ),
         (error: unknown) => {
           client.disconnect()
           const cause = live.socketError ?? error
@@ -579,7 +652,7 @@ export const make = Effect.fnUntraced(function*(
       generation = live.generation
       connectionsOpened++
       current = live
-      Deferred.doneUnsafe(ready, Exit.succeed(live))
+      waiters.succeed(live)
       yield* setState({ _tag: "Ready", generation: live.generation })
       if (hooks.onReady !== undefined) yield* hooks.onReady(live)
       const reason = yield* Deferred.await(live.lost)
@@ -603,31 +676,11 @@ export const make = Effect.fnUntraced(function*(
         Deferred.doneUnsafe(live.lost, Exit.succeed(closing))
         live.client.disconnect()
       }
-      Deferred.doneUnsafe(
-        ready,
-        Exit.fail(new ConnectionClosed({ message: "The Redis layer was closed", sent: false }))
-      )
+      waiters.fail(new ConnectionClosed({ message: "The Redis layer was closed", sent: false }))
       yield* setState({ _tag: "Closed" })
     })
   )
   yield* Effect.forkScoped(loop)
-
-  const acquireTimeoutError = (command: string | undefined) =>
-    Effect.suspend(() => {
-      const state = SubscriptionRef.getUnsafe(stateRef)
-      const cause = state._tag === "Reconnecting" ? state.lastError : undefined
-      return Effect.fail(
-        new ConnectionTimeout({
-          message: `No Redis connection became ready within ${Duration.format(config.acquireTimeout)}${
-            command === undefined ? "" : `; ${command} was not sent`
-          }${cause === undefined ? "" : ` (last connection error: ${cause.message})`}`,
-          phase: "acquire",
-          timeout: config.acquireTimeout,
-          command,
-          cause
-        })
-      )
-    })
 
   const acquire = (command?: string): Effect.Effect<Live, ConnectionTimeout | ConnectionClosed> =>
     Effect.suspend(() => {
@@ -635,10 +688,31 @@ export const make = Effect.fnUntraced(function*(
       if (closed) {
         return Effect.fail(new ConnectionClosed({ message: "The Redis layer was closed", sent: false, command }))
       }
-      return Deferred.await(ready).pipe(
-        Effect.timeoutOrElse({ duration: config.acquireTimeout, orElse: () => acquireTimeoutError(command) })
-      )
+      return waiters.wait(command)
     })
+
+  const awaitReady: Effect.Effect<void, ConnectionTimeout> = SubscriptionRef.changes(stateRef).pipe(
+    Stream.filter((state) => state._tag === "Ready"),
+    Stream.runHead,
+    Effect.asVoid,
+    Effect.timeoutOrElse({
+      duration: config.connectTimeout,
+      orElse: () =>
+        Effect.suspend(() => {
+          const cause = lastErrorUnsafe()
+          return Effect.fail(
+            new ConnectionTimeout({
+              message: `awaitReady: Redis was not ready within ${Duration.format(config.connectTimeout)}${
+                cause === undefined ? "" : ` (last connection error: ${cause.message})`
+              }`,
+              phase: "connect",
+              timeout: config.connectTimeout,
+              cause
+            })
+          )
+        })
+    })
+  )
 
   const invalidate = (live: Live, reason: RedisError): Effect.Effect<boolean> =>
     Effect.sync(() => loseUnsafe(live as MutableLive, reason))
@@ -683,6 +757,8 @@ export const make = Effect.fnUntraced(function*(
   return {
     current: () => current,
     acquire,
+    awaitReady,
+    lastError: Effect.sync(lastErrorUnsafe),
     invalidate,
     lost,
     recoverNode,

@@ -13,6 +13,7 @@ import * as Metric from "effect/Metric"
 import type * as Option from "effect/Option"
 import type { CircuitStatus } from "./CircuitBreaker.ts"
 import type { ConnectionStatus } from "./Connection.ts"
+import type { RedisError } from "./RedisError.ts"
 
 /**
  * A plain snapshot of the layer's health.
@@ -38,6 +39,12 @@ export interface RedisHealth {
   readonly nodeRecoveries: number
   /** Which kind of deployment the layer talks to. */
   readonly topology: "standalone" | "sentinel" | "cluster"
+  /**
+   * Why no connection is ready: the last failed attempt's error (a refused `db`, a wrong password, a rejected TLS
+   * certificate, ...) or what lost the connection. Absent while a connection is ready. Safe to log: this library's
+   * errors carry no password, user name or command argument.
+   */
+  readonly lastError?: RedisError | undefined
   /**
    * The nodes of the current connection, with their role and ioredis' status: the server (standalone), the master the
    * sentinels pointed to (sentinel), every node of the slot map (cluster). Empty while no connection is ready.

@@ -5,8 +5,8 @@
  * settings from a `ResolvedRedisConfig`, so this file is the single source of truth for names, defaults and limits.
  *
  * The password stays `Redacted` from the moment it is read: a resolved config prints as a redacted summary in
- * `String(...)`, `JSON.stringify`, `util.inspect` and effect's loggers, and no validation message ever quotes the
- * password or the URL.
+ * `String(...)`, `JSON.stringify`, `util.inspect` and effect's loggers (password and user name as `<redacted>`; the
+ * URL is not kept), and no validation message ever quotes the password, the user name or the URL.
  *
  * @since 0.1.0
  */
@@ -151,8 +151,8 @@ export interface RedisOptions {
  * **Gotchas**
  *
  * Values built by `resolve` (and `defaults`) print as the `redact` summary in `String(...)`, `JSON.stringify`,
- * `util.inspect` and effect's log formatters, so the password and TLS keys never reach a log. A copy made with
- * object spread keeps `password` redacted but not the TLS options.
+ * `util.inspect` and effect's log formatters, so the password, the user name and TLS keys never reach a log. A copy
+ * made with object spread keeps `password` redacted but not the user name or the TLS options: log `redact(config)`.
  *
  * @since 0.1.0
  * @category models
@@ -215,9 +215,9 @@ export class InvalidRedisOptions extends Schema.TaggedError<InvalidRedisOptions>
 // -----------------------------------------------------------------------------
 
 /**
- * A resolved config that is safe to print: durations formatted (`"5s"`), the password replaced by `"<redacted>"`,
- * and TLS options reduced to their plain settings with `key`, `passphrase`, `pfx` and every non-primitive value
- * replaced.
+ * A resolved config that is safe to print: durations formatted (`"5s"`), the password and the user name replaced by
+ * `"<redacted>"` (an ACL user name is half of a credential), and TLS options reduced to their plain settings with
+ * `key`, `passphrase`, `pfx` and every non-primitive value replaced.
  *
  * @since 0.1.0
  * @category models
@@ -278,7 +278,7 @@ export const redact = (config: ResolvedRedisConfig): RedisConfigSummary => ({
   host: config.host,
   port: config.port,
   db: config.db,
-  username: config.username,
+  username: config.username === undefined ? undefined : "<redacted>",
   password: config.password === undefined ? undefined : String(config.password),
   tls: redactTls(config.tls),
   keyPrefix: config.keyPrefix,
@@ -588,7 +588,12 @@ export const resolve = Effect.fnUntraced(function*(
   const port = yield* checkPort("port", orElse(options.port, orElse(url.port, defaults.port)))
   const db = yield* checkInteger("db", orElse(options.db, orElse(url.db, defaults.db)), 0)
   const rawUsername = orElse(options.username, url.username)
-  const username = rawUsername === undefined ? undefined : yield* checkString("username", rawUsername)
+  // Never quoted: a user name is half of a credential.
+  const username = rawUsername === undefined
+    ? undefined
+    : typeof rawUsername === "string"
+    ? rawUsername
+    : yield* invalid("username", "must be a string")
   const password = yield* resolvePassword(options.password, url.password)
   const tls = options.tls === undefined ? orElse(url.tls, defaults.tls) : options.tls
   if (typeof tls !== "boolean" && (typeof tls !== "object" || tls === null)) {

@@ -6,6 +6,11 @@
  * Errors raised while a command runs say whether the command reached the server (`sent`): a non-idempotent command
  * that failed with `sent: true` may have been applied and is never resent by this library.
  *
+ * No error carries a password, a user name or a command argument: `classify` keeps a scrubbed summary of what ioredis
+ * or Node failed with (`CauseSummary`: name, message, code), never the original, whose `command.args` would hold the
+ * AUTH password of the handshake or the value of a failed SET, and Redis' own messages are scrubbed of the arguments
+ * they echo (`scrubMessage`). See docs/security.md.
+ *
  * @since 0.1.0
  */
 import * as Data from "effect/Data"
@@ -35,6 +40,26 @@ export class ConnectionReset extends Data.TaggedError("ConnectionReset")<{
  */
 export class ConnectionRefused extends Data.TaggedError("ConnectionRefused")<{
   readonly message: string
+  readonly command?: string | undefined
+  readonly cause?: unknown
+}> {}
+
+/**
+ * The TLS handshake with the server failed: its certificate was rejected (signed by a CA the client does not trust,
+ * not valid for the host name connected to, expired) or the port does not speak TLS. `message` says which and what to
+ * check. Transient (it counts towards the circuit breaker, and the connection is attempted again on the reconnect
+ * schedule, so that a rotated certificate is picked up), but never a reason to resend a command: it only happens while
+ * connecting.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class TlsHandshakeFailed extends Data.TaggedError("TlsHandshakeFailed")<{
+  readonly message: string
+  /** What failed: the CA, the host name, the validity dates, or TLS itself. */
+  readonly reason: "untrusted-certificate" | "hostname-mismatch" | "expired-certificate" | "protocol"
+  /** Node's error code, e.g. `UNABLE_TO_VERIFY_LEAF_SIGNATURE`, `ERR_TLS_CERT_ALTNAME_INVALID`. */
+  readonly code: string
   readonly command?: string | undefined
   readonly cause?: unknown
 }> {}
@@ -195,6 +220,7 @@ export class InvalidArgument extends Data.TaggedError("InvalidArgument")<{
 export type RedisError =
   | ConnectionReset
   | ConnectionRefused
+  | TlsHandshakeFailed
   | ConnectionTimeout
   | ConnectionClosed
   | CommandTimeout
@@ -209,6 +235,7 @@ export type RedisError =
 const tags: ReadonlySet<string> = new Set([
   "ConnectionReset",
   "ConnectionRefused",
+  "TlsHandshakeFailed",
   "ConnectionTimeout",
   "ConnectionClosed",
   "CommandTimeout",
@@ -249,7 +276,8 @@ export const isWrongRole = (error: RedisError): boolean => error._tag === "Reply
 /**
  * Transient failures say the connection or the server is unhealthy: they count towards opening the circuit breaker.
  * Decode errors, `CircuitOpen` itself and reply errors never do, except those that say the server cannot serve now
- * (LOADING, TRYAGAIN, CLUSTERDOWN, MASTERDOWN).
+ * (LOADING, TRYAGAIN, CLUSTERDOWN, MASTERDOWN). A failed TLS handshake is transient (the server is unusable as it
+ * stands) but, like `ConnectionRefused`, not a lost connection: no command is resent because of it.
  *
  * @since 0.1.0
  * @category predicates
@@ -258,6 +286,7 @@ export const isTransient = (error: RedisError): boolean => {
   switch (error._tag) {
     case "ConnectionReset":
     case "ConnectionRefused":
+    case "TlsHandshakeFailed":
     case "ConnectionTimeout":
     case "CommandTimeout":
       return true
@@ -279,6 +308,92 @@ export const isTransient = (error: RedisError): boolean => {
  */
 export const isConnectionLost = (error: RedisError): boolean =>
   error._tag === "ConnectionReset" || (error._tag === "ConnectionClosed" && error.unexpected !== true)
+
+/**
+ * What this library keeps of a failure it did not produce (an ioredis or Node error), in place of the original: the
+ * fields that help debugging, none that can hold a secret. ioredis' errors carry the failed command with its
+ * arguments (`command.args` is `["3", "AUTH", "default", "<password>"]` for the handshake, `[key, value]` for a SET),
+ * Node's carry sockets; neither is kept. `message` is scrubbed of echoed arguments (`scrubMessage`).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface CauseSummary {
+  /** The original's `name`: `ReplyError`, `Error`, ... */
+  readonly name: string
+  readonly message: string
+  /** Node's error code (`ECONNRESET`, `ERR_TLS_CERT_ALTNAME_INVALID`, ...) or Redis' (`WRONGTYPE`, ...). */
+  readonly code?: string | undefined
+  readonly errno?: number | undefined
+  readonly syscall?: string | undefined
+}
+
+const REDACTED = "<redacted>"
+
+// Quoted names Redis' messages may keep: a command name ("unknown command 'foo'", "wrong number of arguments for
+// 'set' command", "no permissions to run the 'select' command") and the maxmemory setting of an OOM.
+const keptQuotes = /(unknown command |arguments for |to run the |> )'([A-Za-z0-9_|.:-]{1,64})'/g
+// Everything after these is an echo of the command's arguments or of a reply (ioredis' queue state error).
+const echoTails = /(with args beginning with:|Last reply:)[\s\S]*$/
+
+/**
+ * Removes what a Redis (or ioredis) error message echoes of a command's arguments, keeping the rest: the reply code,
+ * Redis' explanation, the command name.
+ *
+ * **Details**
+ *
+ * - `... with args beginning with: 'a' 'b'` loses everything after the colon.
+ * - Any other quoted text (`Invalid argument 'x' for CONFIG SET`, `No such key 'k' or consumer group 'g'`, Lua's
+ *   `near 'x'`) becomes `'<redacted>'`, from the first quote to the last, so that an argument holding a quote cannot
+ *   split the redaction. Apostrophes inside words (`couldn't`) are not quotes. Command names in the known phrases
+ *   above, and `'maxmemory'`, stay.
+ *
+ * @since 0.2.0
+ * @category redaction
+ */
+export const scrubMessage = (message: string): string => {
+  const kept: Array<string> = []
+  // Known-safe quoted names are set aside (as \u0000n\u0000) while every other quoted span is redacted.
+  let text = message.replace(echoTails, (_, phrase: string) => `${phrase} ${REDACTED}`).replace(
+    keptQuotes,
+    (_, before: string, name: string) => `${before}\u0000${kept.push(name) - 1}\u0000`
+  )
+  const quotes: Array<number> = []
+  for (let i = 0; i < text.length; i++) {
+    if (text[i] !== "'") continue
+    // An apostrophe between two letters is part of a word, not a quote.
+    if (/\p{L}/u.test(text[i - 1] ?? "") && /\p{L}/u.test(text[i + 1] ?? "")) continue
+    quotes.push(i)
+  }
+  if (quotes.length === 1) text = `${text.slice(0, quotes[0]!)}'${REDACTED}`
+  else if (quotes.length > 1) {
+    text = `${text.slice(0, quotes[0]!)}'${REDACTED}'${text.slice(quotes[quotes.length - 1]! + 1)}`
+  }
+  return kept.length === 0 ? text : text.replace(/\u0000(\d+)\u0000/g, (_, n: string) => `'${kept[Number(n)]}'`)
+}
+
+/**
+ * The one place a foreign failure is turned into what this library's errors keep as `cause` (see `CauseSummary`).
+ * This library's own errors are kept as they are (they are built scrubbed); anything else that is not an object is
+ * described by its type only.
+ *
+ * @since 0.2.0
+ * @category redaction
+ */
+export const scrubCause = (cause: unknown): CauseSummary | RedisError => {
+  if (isRedisError(cause)) return cause
+  if (typeof cause !== "object" || cause === null) {
+    return { name: typeof cause, message: typeof cause === "string" ? scrubMessage(cause) : `a ${typeof cause}` }
+  }
+  const u = cause as Record<string, unknown>
+  return {
+    name: typeof u.name === "string" ? u.name : "Error",
+    message: scrubMessage(typeof u.message === "string" ? u.message : "(no message)"),
+    ...(typeof u.code === "string" ? { code: u.code } : {}),
+    ...(typeof u.errno === "number" ? { errno: u.errno } : {}),
+    ...(typeof u.syscall === "string" ? { syscall: u.syscall } : {})
+  }
+}
 
 /**
  * What `classify` needs to know besides the raw failure.
@@ -319,11 +434,44 @@ const unreachableCodes: ReadonlySet<string> = new Set([
   "EADDRNOTAVAIL"
 ])
 
+// Node's (OpenSSL's) certificate verification codes, by what went wrong.
+const certificateCodes: ReadonlyMap<string, TlsHandshakeFailed["reason"]> = new Map([
+  ["DEPTH_ZERO_SELF_SIGNED_CERT", "untrusted-certificate"],
+  ["SELF_SIGNED_CERT_IN_CHAIN", "untrusted-certificate"],
+  ["UNABLE_TO_VERIFY_LEAF_SIGNATURE", "untrusted-certificate"],
+  ["UNABLE_TO_GET_ISSUER_CERT", "untrusted-certificate"],
+  ["UNABLE_TO_GET_ISSUER_CERT_LOCALLY", "untrusted-certificate"],
+  ["CERT_UNTRUSTED", "untrusted-certificate"],
+  ["CERT_SIGNATURE_FAILURE", "untrusted-certificate"],
+  ["CERT_REJECTED", "untrusted-certificate"],
+  ["CERT_REVOKED", "untrusted-certificate"],
+  ["INVALID_CA", "untrusted-certificate"],
+  ["ERR_TLS_CERT_ALTNAME_INVALID", "hostname-mismatch"],
+  ["HOSTNAME_MISMATCH", "hostname-mismatch"],
+  ["CERT_HAS_EXPIRED", "expired-certificate"],
+  ["CERT_NOT_YET_VALID", "expired-certificate"]
+])
+
+const tlsReason = (code: string): TlsHandshakeFailed["reason"] | undefined =>
+  certificateCodes.get(code) ??
+    (code.startsWith("ERR_SSL_") || code.startsWith("ERR_TLS_") || code === "EPROTO" ? "protocol" : undefined)
+
+const tlsAdvice: Record<TlsHandshakeFailed["reason"], string> = {
+  "untrusted-certificate": "the server's TLS certificate was rejected: it is not signed by a CA this client trusts. " +
+    "Pass the CA that signed it as the tls.ca option (PEM), and check that the server presents its full chain",
+  "hostname-mismatch": "the server's TLS certificate was rejected: it is not valid for the host name connected to. " +
+    "Connect with a host name the certificate lists (its subjectAltName), or set tls.servername to one of them",
+  "expired-certificate": "the server's TLS certificate was rejected: it has expired or is not valid yet. " +
+    "Renew it on the server, and check the clocks",
+  "protocol": "the TLS handshake failed: check that the port serves TLS (redis-server --tls-port) and that client " +
+    "and server share a TLS version and cipher"
+}
+
 const errorCode = (u: unknown): string | undefined =>
   Predicate.hasProperty(u, "code") && typeof u.code === "string" ? u.code : undefined
 
 const errorMessage = (u: unknown): string =>
-  Predicate.hasProperty(u, "message") && typeof u.message === "string" ? u.message : String(u)
+  scrubMessage(Predicate.hasProperty(u, "message") && typeof u.message === "string" ? u.message : String(u))
 
 const isReplyError = (u: unknown): boolean =>
   Predicate.hasProperty(u, "name") && (u.name === "ReplyError" || u.name === "ParserError")
@@ -348,7 +496,7 @@ const maybeApplied = (sent: boolean): string =>
 export const classifySocketError = (
   cause: unknown,
   context: ClassifyContext
-): ConnectionReset | ConnectionRefused | ConnectionTimeout | undefined => {
+): ConnectionReset | ConnectionRefused | TlsHandshakeFailed | ConnectionTimeout | undefined => {
   const code = errorCode(cause)
   if (code === undefined) return undefined
   if (resetCodes.has(code)) {
@@ -358,14 +506,24 @@ export const classifySocketError = (
       }`,
       command: context.command,
       sent: context.sent,
-      cause
+      cause: scrubCause(cause)
     })
   }
   if (unreachableCodes.has(code)) {
     return new ConnectionRefused({
       message: `Redis refused the connection or could not be reached (${code}): ${errorMessage(cause)}`,
       command: context.command,
-      cause
+      cause: scrubCause(cause)
+    })
+  }
+  const tls = tlsReason(code)
+  if (tls !== undefined) {
+    return new TlsHandshakeFailed({
+      message: `Connecting to Redis over TLS failed (${code}): ${tlsAdvice[tls]}. (${errorMessage(cause)})`,
+      reason: tls,
+      code,
+      command: context.command,
+      cause: scrubCause(cause)
     })
   }
   if (code === "ETIMEDOUT" && (context.command !== undefined || context.established === true)) {
@@ -379,7 +537,7 @@ export const classifySocketError = (
       phase: "connect",
       timeout,
       command: context.command,
-      cause
+      cause: scrubCause(cause)
     })
   }
   return undefined
@@ -393,8 +551,10 @@ export const classifySocketError = (
  * - A bare "Connection is closed." is reported from the connection's last socket error when there is one, so that
  *   commands in flight during an ECONNRESET fail with `ConnectionReset`, not a vague `ConnectionClosed`.
  * - Values that are already a `RedisError` are returned as they are.
- * - Anything unknown becomes `ConnectionClosed { unexpected: true }` with the original value as `cause`, so that no
- *   failure escapes as an untyped defect; it is neither transient nor a lost connection.
+ * - Anything unknown becomes `ConnectionClosed { unexpected: true }` with a summary of the original as `cause`, so
+ *   that no failure escapes as an untyped defect; it is neither transient nor a lost connection.
+ * - The result never holds the original: its `cause` is a `CauseSummary` and its message is scrubbed (see
+ *   `scrubCause`), so that it can be logged and serialized as it is.
  *
  * @since 0.1.0
  * @category classification
@@ -413,7 +573,7 @@ export const classify = (cause: unknown, context: ClassifyContext): RedisError =
       code,
       command: context.command,
       retryAfter: retryAfter === undefined ? undefined : Duration.millis(retryAfter),
-      cause
+      cause: scrubCause(cause)
     })
   }
   if (message === "Command timed out") {
@@ -434,7 +594,7 @@ export const classify = (cause: unknown, context: ClassifyContext): RedisError =
       message: `The connection is not open${where(context.command)}; the command was not sent`,
       command: context.command,
       sent: false,
-      cause
+      cause: scrubCause(cause)
     })
   }
   if (message === CONNECTION_CLOSED || message.startsWith(ABORTED) || message.startsWith("Reached the max retries")) {
@@ -446,7 +606,7 @@ export const classify = (cause: unknown, context: ClassifyContext): RedisError =
       message: `The connection closed${where(context.command)}${maybeApplied(context.sent)}`,
       command: context.command,
       sent: context.sent,
-      cause
+      cause: scrubCause(cause)
     })
   }
   return new ConnectionClosed({
@@ -454,6 +614,25 @@ export const classify = (cause: unknown, context: ClassifyContext): RedisError =
     command: context.command,
     sent: context.sent,
     unexpected: true,
-    cause
+    cause: scrubCause(cause)
+  })
+}
+
+/**
+ * The server refused the `db` option's `SELECT` while a connection was opened: the index is beyond its `databases`
+ * setting, or the ACL user may not run SELECT. The attempt fails with this error (and the connection is closed
+ * unused), so that no command ever runs in another database than the one configured.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const databaseRefused = (db: number, cause: unknown): ReplyError => {
+  const message = errorMessage(cause)
+  return new ReplyError({
+    message: `Redis refused SELECT ${db} (${message}): the db option asks for a database the server does not have ` +
+      `(see its "databases" setting), or the ACL user may not run SELECT. The connection was closed unused`,
+    code: replyCode(message),
+    command: "SELECT",
+    cause: scrubCause(cause)
   })
 }

@@ -5,6 +5,7 @@ import * as util from "node:util"
 import * as RedisConfig from "../src/RedisConfig.ts"
 
 const PASSWORD = "Hunter2-very-secret"
+const USERNAME = "acl-user-name-4f2a"
 
 const resolveSync = (options?: RedisConfig.RedisOptions) => Effect.runSync(RedisConfig.resolve(options))
 const millis = (duration: Duration.Duration) => Duration.toMillis(duration)
@@ -351,7 +352,7 @@ describe("RedisConfig", () => {
     const tlsKey = "-----BEGIN PRIVATE KEY-----tls-key-material"
     const resolved = () =>
       resolveSync({
-        url: `rediss://app:${encodeURIComponent(PASSWORD)}@h:6380/1`,
+        url: `rediss://${USERNAME}:${encodeURIComponent(PASSWORD)}@h:6380/1`,
         tls: { key: tlsKey, passphrase: PASSWORD, servername: "redis.example.com" }
       })
 
@@ -361,12 +362,14 @@ describe("RedisConfig", () => {
       const printed = [String(config), `${config}`, JSON.stringify(config), util.inspect(config, { depth: 10 })]
       for (const text of printed) {
         assert.notInclude(text, PASSWORD)
+        assert.notInclude(text, USERNAME)
         assert.notInclude(text, tlsKey)
         assert.include(text, "<redacted>")
         assert.include(text, "redis.example.com")
       }
       const summary = RedisConfig.redact(config)
       assert.strictEqual(summary.password, "<redacted>")
+      assert.strictEqual(summary.username, "<redacted>")
       assert.deepStrictEqual(summary.tls, {
         key: "<redacted>",
         passphrase: "<redacted>",
@@ -423,6 +426,7 @@ describe("RedisConfig", () => {
         assert.strictEqual(lines.length, 12)
         for (const line of lines) {
           assert.notInclude(line, PASSWORD)
+          assert.notInclude(line, USERNAME)
           assert.notInclude(line, tlsKey)
         }
         assert.isTrue(lines.some((line) => line.includes("<redacted>")))

@@ -25,6 +25,8 @@ import * as Process from "./internal/process.ts"
  * - `port`: fixed port; by default a free loopback port is picked (and re-picked if another process
  *   wins the race for it).
  * - `binary`: the executable to spawn, default `"redis-server"` (looked up on `PATH`).
+ * - `tls`: also serve TLS, on `tlsPort`, with these PEM files (client certificates are not required). The plain
+ *   `port` stays open (the kit's admin connections use it).
  *
  * @since 0.1.0
  * @category models
@@ -35,6 +37,7 @@ export interface RedisTestServerOptions {
   readonly appendOnly?: boolean | undefined
   readonly port?: number | undefined
   readonly binary?: string | undefined
+  readonly tls?: { readonly certFile: string; readonly keyFile: string; readonly caFile: string } | undefined
 }
 
 /**
@@ -52,6 +55,8 @@ export interface RedisTestServer {
   /** Always `"127.0.0.1"`. */
   readonly host: string
   readonly port: number
+  /** The TLS port, when the server was started with `tls`. */
+  readonly tlsPort: number | undefined
   /** `redis://127.0.0.1:PORT`, or `redis://:PASSWORD@127.0.0.1:PORT` when a password is set. */
   readonly url: string
   /** SIGTERM (SIGKILL after 2 s) and wait until the process exited. No-op when already stopped. */
@@ -139,7 +144,21 @@ export const make: (
     paused = false
   })
 
-  const serverArgs = (port: number): Array<string> => [
+  const tlsArgs = (tlsPort: number | undefined): Array<string> =>
+    options?.tls === undefined || tlsPort === undefined ? [] : [
+      "--tls-port",
+      String(tlsPort),
+      "--tls-cert-file",
+      options.tls.certFile,
+      "--tls-key-file",
+      options.tls.keyFile,
+      "--tls-ca-cert-file",
+      options.tls.caFile,
+      "--tls-auth-clients",
+      "no"
+    ]
+
+  const serverArgs = (port: number, tlsPort: number | undefined): Array<string> => [
     "--port",
     String(port),
     "--bind",
@@ -158,6 +177,7 @@ export const make: (
     "--loglevel",
     "warning",
     ...(password !== undefined ? ["--requirepass", password] : []),
+    ...tlsArgs(tlsPort),
     ...(options?.args ?? [])
   ]
 
@@ -175,8 +195,9 @@ export const make: (
       error: RedisTestServerError
     })
 
+  let tlsPort: number | undefined
   const spawnServer = (port: number) =>
-    Process.spawnProcess(binary, serverArgs(port), {
+    Process.spawnProcess(binary, serverArgs(port, tlsPort), {
       onOutput: (chunk) => {
         output = Process.appendOutput(output, chunk)
       },
@@ -223,11 +244,16 @@ export const make: (
   let port: number
   if (options?.port !== undefined) {
     port = options.port
+    if (options.tls !== undefined) tlsPort = yield* Process.freePort(RedisTestServerError)
     yield* launch(port)
   } else {
     let attempt = 1
     while (true) {
       const candidate = yield* Process.freePort(RedisTestServerError)
+      if (options?.tls !== undefined) {
+        tlsPort = yield* Process.freePort(RedisTestServerError)
+        if (tlsPort === candidate) continue
+      }
       const result = yield* Effect.result(launch(candidate))
       if (result._tag === "Success") {
         port = candidate
@@ -283,6 +309,7 @@ export const make: (
   return {
     host,
     port,
+    tlsPort,
     url: `redis://${password !== undefined ? `:${encodeURIComponent(password)}@` : ""}${host}:${port}`,
     stop: lock.withPermit(stopUnlocked),
     start: lock.withPermit(startUnlocked),
