@@ -37,6 +37,7 @@ import * as Heartbeat from "./Heartbeat.ts"
 import type { Command } from "./internal/command.ts"
 import { buffer, integer, optional, sendOn } from "./internal/command.ts"
 import * as Executor from "./internal/executor.ts"
+import * as Validate from "./internal/validate.ts"
 import * as NodeBreakers from "./internal/nodeBreakers.ts"
 import { refuse } from "./internal/guard.ts"
 import { withIdempotencyKey } from "./internal/idempotency.ts"
@@ -315,8 +316,6 @@ const firstKey = (command: Command<unknown>): string | undefined => {
   return typeof key === "string" ? key : undefined
 }
 
-// Redis takes whole milliseconds; a sub-millisecond TTL rounds up rather than to 0 (which Redis rejects).
-const ttlMillis = (ttl: Duration.Input): number => Math.ceil(Duration.toMillis(Duration.fromInputUnsafe(ttl)))
 
 /**
  * Builds the service in the current scope: the connection, the heartbeat, the breaker and their fibers live until the
@@ -370,23 +369,8 @@ export const make: (
         )
     ))
 
-    if (config.awaitReady) {
-      yield* connection.states.pipe(
-        Stream.filter((state) => state._tag === "Ready"),
-        Stream.runHead,
-        Effect.timeoutOrElse({
-          duration: config.connectTimeout,
-          orElse: () =>
-            Effect.fail(
-              new ConnectionTimeout({
-                message: `awaitReady: Redis was not ready within ${Duration.format(config.connectTimeout)}`,
-                phase: "connect",
-                timeout: config.connectTimeout
-              })
-            )
-        })
-      )
-    }
+    // Its ConnectionTimeout says why the last attempt failed (a refused SELECT, a TLS certificate, ...).
+    if (config.awaitReady) yield* connection.awaitReady
 
     const stats = yield* Metrics.makeCommandStats(config.connectionName ?? "default")
     const watchdog = yield* Watchdog.make(config.commandTimeout)
@@ -407,7 +391,12 @@ export const make: (
     const set = (key: string, value: string, setOptions?: SetOptions) =>
       Effect.suspend(() => {
         const args: Array<string | number> = [key, value]
-        if (setOptions?.ttl !== undefined) args.push("PX", ttlMillis(setOptions.ttl))
+        if (setOptions?.ttl !== undefined) {
+          // A TTL of zero, negative or not a number is refused before anything is sent (Redis would reject it).
+          const millis = Validate.ttlMillis("SET", "ttl", setOptions.ttl)
+          if (typeof millis !== "number") return Effect.fail(millis)
+          args.push("PX", millis)
+        }
         if (setOptions?.mode !== undefined) args.push(setOptions.mode)
         return execute(
           "SET",
@@ -442,15 +431,23 @@ export const make: (
     const incr = (key: string, by?: number) =>
       by === undefined
         ? execute("INCR", false, (client) => client.incr(key), integerReply.INCR, key)
-        : execute("INCRBY", false, (client) => client.incrby(key, by), integerReply.INCRBY, key)
+        : Effect.suspend(() => {
+          const n = Validate.integer("INCRBY", "by", by)
+          return typeof n !== "number"
+            ? Effect.fail(n)
+            : execute("INCRBY", false, (client) => client.incrby(key, n), integerReply.INCRBY, key)
+        })
 
     const getBuffer = (key: string) =>
       execute("GET", true, (client) => client.getBuffer(key), optionalBuffer, key)
 
     const expire = (key: string, ttl: Duration.Input) =>
       Effect.suspend(() => {
-        const millis = ttlMillis(ttl)
-        return execute("PEXPIRE", true, (client) => client.pexpire(key, millis), isOne, key)
+        // PEXPIRE 0 (or a negative one) would delete the key: refused, like SET's TTL.
+        const millis = Validate.ttlMillis("PEXPIRE", "ttl", ttl)
+        return typeof millis !== "number"
+          ? Effect.fail(millis)
+          : execute("PEXPIRE", true, (client) => client.pexpire(key, millis), isOne, key)
       })
 
     const publish = (channel: string, message: string) =>
@@ -475,13 +472,20 @@ export const make: (
         ? Effect.fail(refused)
         : execute(command.name, command.idempotent, (client) => sendOn(client, command), command.decode, firstKey(command))
     }
-    const run = <A>(command: Command<A>, runOptions?: RunOptions): Effect.Effect<A, RedisError> =>
-      runOptions?.idempotencyKey === undefined ? runOne(command) : runOne(withIdempotencyKey(
-        command,
-        runOptions.idempotencyKey,
-        config.keyPrefix,
-        runOptions.idempotencyTtl === undefined ? undefined : Duration.fromInputUnsafe(runOptions.idempotencyTtl)
-      ))
+    const run = <A>(command: Command<A>, runOptions?: RunOptions): Effect.Effect<A, RedisError> => {
+      if (runOptions?.idempotencyKey === undefined) return runOne(command)
+      const ttl = runOptions.idempotencyTtl === undefined
+        ? undefined
+        : Validate.ttlMillis("RUN", "idempotencyTtl", runOptions.idempotencyTtl)
+      return typeof ttl === "object"
+        ? Effect.fail(ttl)
+        : runOne(withIdempotencyKey(
+          command,
+          runOptions.idempotencyKey,
+          config.keyPrefix,
+          ttl === undefined ? undefined : Duration.millis(ttl)
+        ))
+    }
 
     const isCluster = config.topology._tag === "Cluster"
     const batch = <const Cs extends ReadonlyArray<Command<any>>>(commands: Cs) =>
@@ -534,6 +538,7 @@ export const make: (
         heartbeatRtt: heartbeat === undefined ? Option.none() : yield* heartbeat.rtt,
         consecutiveHeartbeatFailures: heartbeat === undefined ? 0 : yield* heartbeat.consecutiveFailures,
         nodeRecoveries: yield* connection.nodeRecoveries,
+        lastError: yield* connection.lastError,
         topology,
         nodes: live === undefined ? [] : withCircuits(Connection.nodes(live.client), nodes?.statuses())
       } satisfies Metrics.RedisHealth

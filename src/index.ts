@@ -40,6 +40,7 @@ export {
   isTransient,
   type RedisError,
   ReplyError,
+  TlsHandshakeFailed,
   TransactionAborted
 } from "./RedisError.ts"
 

@@ -247,6 +247,28 @@ describe("RedisService typed commands (real redis-server)", () => {
       assert.strictEqual(yield* server.command("GET", "k"), "v")
     })))
 
+  it.live("durations and counts are validated before anything is sent: nothing deleted, nothing written", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const server = yield* RedisTestServer.make()
+      const redis = yield* RedisService.make({ ...fastOptions, url: server.url })
+      yield* redis.set("kept", "v")
+      for (const ttl of [0, -5, Number.NaN, "0 millis"] as const) {
+        const expired = yield* Effect.exit(redis.expire("kept", ttl))
+        assert.strictEqual(failureTag(expired), "InvalidArgument", `expire ${String(ttl)}`)
+        assert.strictEqual(failureTag(yield* Effect.exit(redis.set("other", "v", { ttl }))), "InvalidArgument")
+      }
+      assert.strictEqual(yield* server.command("GET", "kept"), "v")
+      assert.strictEqual(yield* server.command("TTL", "kept"), -1)
+      assert.isNull(yield* server.command("GET", "other"))
+      assert.strictEqual(failureTag(yield* Effect.exit(redis.incr("n", 1.5))), "InvalidArgument")
+      assert.isNull(yield* server.command("GET", "n"))
+      assert.strictEqual(failureTag(yield* Effect.exit(Stream.runCollect(redis.scan({ count: 0 })))), "InvalidArgument")
+      const ttlExit = yield* Effect.exit(redis.run(incr("n"), { idempotencyKey: "a", idempotencyTtl: -1 }))
+      assert.strictEqual(failureTag(ttlExit), "InvalidArgument")
+      // A sub-millisecond TTL rounds up to 1 ms rather than being refused or sent as 0.
+      assert.isTrue(yield* redis.set("brief", "v", { ttl: "0.2 millis" }))
+    })))
+
   it.live("bytes round-trip; INCR beyond 2^53 fails with DecodeError; del takes a million keys", () =>
     Effect.scoped(Effect.gen(function*() {
       const server = yield* RedisTestServer.make()

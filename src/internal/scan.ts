@@ -11,6 +11,7 @@ import * as Stream from "effect/Stream"
 import { type Client, masters } from "../Connection.ts"
 import { ConnectionClosed, type RedisError } from "../RedisError.ts"
 import { type Argument, decodeFailure, float, string } from "./command.ts"
+import * as Validate from "./validate.ts"
 
 /**
  * Options of `scan`.
@@ -61,6 +62,17 @@ const pageArgs = (match: string | undefined, count: number | undefined): Array<A
   ...(count === undefined ? [] : ["COUNT", count])
 ]
 
+// COUNT must be a positive integer: refused before the first page is asked for.
+const checkCount = <A>(
+  command: string,
+  count: number | undefined,
+  stream: () => Stream.Stream<A, RedisError>
+): Stream.Stream<A, RedisError> => {
+  if (count === undefined) return stream()
+  const checked = Validate.integer(command, "count", count, { min: 1 })
+  return typeof checked === "number" ? stream() : Stream.fail(checked)
+}
+
 const walk = <A>(
   execute: Execute,
   command: string,
@@ -92,13 +104,15 @@ export const scan = (
       return keyPrefix !== "" && s.startsWith(keyPrefix) ? s.slice(keyPrefix.length) : s
     })
   // One server (or Sentinel's master): one walk. A Cluster: one walk per master known when the stream starts.
-  if (cluster === undefined) return walk(execute, "SCAN", (c, cursor) => c.call("SCAN", cursor, ...args), strip)
-  return Stream.unwrap(Effect.map(cluster, (client) =>
-    Stream.flatMap(
-      Stream.fromIterable(masters(client).map(address)),
-      (node) => walk(execute, "SCAN", (c, cursor) => onNode(c, node).call("SCAN", cursor, ...args), strip),
-      { concurrency: 1 }
-    )))
+  return checkCount("SCAN", options.count, () =>
+    cluster === undefined
+      ? walk(execute, "SCAN", (c, cursor) => c.call("SCAN", cursor, ...args), strip)
+      : Stream.unwrap(Effect.map(cluster, (client) =>
+        Stream.flatMap(
+          Stream.fromIterable(masters(client).map(address)),
+          (node) => walk(execute, "SCAN", (c, cursor) => onNode(c, node).call("SCAN", cursor, ...args), strip),
+          { concurrency: 1 }
+        ))))
 }
 
 const address = (node: ReturnType<typeof masters>[number]): string => `${node.options.host}:${node.options.port}`
@@ -118,12 +132,13 @@ const onNode = (client: Client, at: string): ReturnType<typeof masters>[number] 
  * @internal
  */
 export const hscan = (execute: Execute, key: string, options: ScanKeyOptions = {}) =>
-  walk(
+  checkCount("HSCAN", options.count, () =>
+    walk(
     execute,
     "HSCAN",
     (client, cursor) => client.call("HSCAN", key, cursor, ...pageArgs(options.match, options.count)),
     (raw) => pairs(raw, (field, value) => ({ field: string("HSCAN")(field), value: string("HSCAN")(value) }))
-  )
+  ))
 
 /**
  * The members of a set (SSCAN).
@@ -131,12 +146,13 @@ export const hscan = (execute: Execute, key: string, options: ScanKeyOptions = {
  * @internal
  */
 export const sscan = (execute: Execute, key: string, options: ScanKeyOptions = {}) =>
-  walk(
+  checkCount("SSCAN", options.count, () =>
+    walk(
     execute,
     "SSCAN",
     (client, cursor) => client.call("SSCAN", key, cursor, ...pageArgs(options.match, options.count)),
     (raw) => raw.map(string("SSCAN"))
-  )
+  ))
 
 /**
  * The members and scores of a sorted set (ZSCAN).
@@ -144,12 +160,13 @@ export const sscan = (execute: Execute, key: string, options: ScanKeyOptions = {
  * @internal
  */
 export const zscan = (execute: Execute, key: string, options: ScanKeyOptions = {}) =>
-  walk(
+  checkCount("ZSCAN", options.count, () =>
+    walk(
     execute,
     "ZSCAN",
     (client, cursor) => client.call("ZSCAN", key, cursor, ...pageArgs(options.match, options.count)),
     (raw) => pairs(raw, (member, score) => ({ member: string("ZSCAN")(member), score: float("ZSCAN")(score) }))
-  )
+  ))
 
 const pairs = <A>(raw: ReadonlyArray<unknown>, f: (a: unknown, b: unknown) => A): ReadonlyArray<A> => {
   const out: Array<A> = []
