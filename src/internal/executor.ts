@@ -115,7 +115,7 @@ export const make = (
 
   // Commands issued in the same tick go out in one write: the socket is corked at the first and uncorked once the
   // tick's work is done (process.nextTick runs after the current microtasks, where the fibers resumed by one batch of
-  // replies issue their next commands). A lone command waits for no timer. A Cluster writes to many node sockets: not
+  // replies issue their next commands). A lone command is not corked. A Cluster writes to many node sockets: not
   // corked here.
   const coalesce = config.topology._tag !== "Cluster"
   let corked: { uncork(): void } | undefined
@@ -125,7 +125,13 @@ export const make = (
     stream?.uncork()
   }
   const cork = (client: Connection.Client) => {
-    const stream = (client as { readonly stream?: { cork(): void; uncork(): void; writable?: boolean } }).stream
+    const redis = client as {
+      readonly stream?: { cork(): void; uncork(): void; writable?: boolean }
+      readonly commandQueue?: { readonly length: number }
+    }
+    // Nothing awaiting a reply: a lone command (concurrency 1) is written at once, not a tick later.
+    if (redis.commandQueue?.length === 0) return
+    const stream = redis.stream
     if (stream === undefined || stream.writable === false) return
     stream.cork()
     corked = stream
