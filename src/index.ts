@@ -21,6 +21,10 @@ export type { ScanKeyOptions, ScanOptions } from "./internal/scan.ts"
 export type { Results, Successes } from "./internal/transaction.ts"
 export type { WatchTransaction } from "./internal/watch.ts"
 
+/** Redis commands as typed values: `Command.hgetall(key)`, `Command.zrange(key, 0, -1, { withScores: true })`, ... */
+export * as Command from "./Command.ts"
+export type { Command as RedisCommand } from "./Command.ts"
+
 /** Lua scripts as commands: `RedisScript.make({ lua, keys })`, EVALSHA with a reload on NOSCRIPT. */
 export * as RedisScript from "./RedisScript.ts"
 
