@@ -37,6 +37,7 @@ import * as Heartbeat from "./Heartbeat.ts"
 import type { Command } from "./internal/command.ts"
 import { buffer, integer, optional, sendOn } from "./internal/command.ts"
 import * as Executor from "./internal/executor.ts"
+import * as Shortcut from "./internal/shortcuts.ts"
 import * as Validate from "./internal/validate.ts"
 import * as NodeBreakers from "./internal/nodeBreakers.ts"
 import { refuse } from "./internal/guard.ts"
@@ -109,7 +110,7 @@ export type CommandArgument = string | number | Buffer
  * @since 0.1.0
  * @category models
  */
-export interface RedisServiceShape {
+export interface RedisServiceShape extends Shortcut.Shortcuts {
   readonly get: (key: string) => Effect.Effect<Option.Option<string>, RedisError>
   /** Returns true when the value was written (false when NX/XX prevented it). */
   readonly set: (key: string, value: string, options?: SetOptions) => Effect.Effect<boolean, RedisError>
@@ -545,6 +546,7 @@ export const make: (
     })
 
     return RedisService.of({
+      ...Shortcut.make(run),
       get,
       set,
       mget,

@@ -247,6 +247,29 @@ describe("RedisService typed commands (real redis-server)", () => {
       assert.strictEqual(yield* server.command("GET", "k"), "v")
     })))
 
+  it.live("the most used commands are methods of the service, typed as their Command", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const server = yield* RedisTestServer.make()
+      const redis = yield* RedisService.make({ ...fastOptions, url: server.url })
+      assert.strictEqual(yield* redis.hset("h", { a: "1", b: "2" }), 2)
+      assert.deepStrictEqual(yield* redis.hget("h", "a"), Option.some("1"))
+      assert.deepStrictEqual(yield* redis.hgetall("h"), { a: "1", b: "2" })
+      assert.strictEqual(yield* redis.lpush("l", "x", "y"), 2)
+      assert.deepStrictEqual(yield* redis.lrange("l", 0, -1), ["y", "x"])
+      assert.strictEqual(yield* redis.sadd("s", "m"), 1)
+      assert.deepStrictEqual(yield* redis.smembers("s"), ["m"])
+      assert.strictEqual(yield* redis.zadd("z", [{ score: 2, member: "b" }, { score: 1, member: "a" }]), 2)
+      assert.deepStrictEqual(yield* redis.zrange("z", 0, -1), ["a", "b"])
+      assert.deepStrictEqual(yield* redis.zrange("z", 0, -1, { withScores: true }), [
+        { member: "a", score: 1 },
+        { member: "b", score: 2 }
+      ])
+      const id = yield* redis.xadd("events", "*", { kind: "signup" })
+      assert.match(id, /^\d+-\d+$/)
+      assert.strictEqual(yield* redis.exists("h", "l", "missing"), 2)
+      assert.strictEqual(yield* redis.ttl("h"), -1)
+    })))
+
   it.live("durations and counts are validated before anything is sent: nothing deleted, nothing written", () =>
     Effect.scoped(Effect.gen(function*() {
       const server = yield* RedisTestServer.make()
