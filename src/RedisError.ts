@@ -166,9 +166,15 @@ export class DecodeError extends Data.TaggedError("DecodeError")<{
  */
 export class TransactionAborted extends Data.TaggedError("TransactionAborted")<{
   readonly message: string
-  /** The watched keys (names only). */
+  /** The watched keys: for code (`error.keys`), never rendered (keys may hold ids or tokens). */
   readonly keys: ReadonlyArray<string>
-}> {}
+}> {
+  constructor(props: { readonly message: string; readonly keys: ReadonlyArray<string> }) {
+    // The keys stay out of the arguments effect renders (`toJSON` spreads them).
+    super({ message: props.message } as typeof props)
+    hide(this, "keys", props.keys)
+  }
+}
 
 /**
  * On Redis Cluster, a batch, transaction or script names keys in different hash slots. Nothing was sent. Put the keys
@@ -179,9 +185,21 @@ export class TransactionAborted extends Data.TaggedError("TransactionAborted")<{
  */
 export class CrossSlot extends Data.TaggedError("CrossSlot")<{
   readonly message: string
-  /** The keys, by name, that span more than one slot. */
+  /** The keys that span more than one slot: for code (`error.keys`), never rendered (keys may hold ids or tokens). */
   readonly keys: ReadonlyArray<string>
-}> {}
+}> {
+  constructor(props: { readonly message: string; readonly keys: ReadonlyArray<string> }) {
+    // The keys stay out of the arguments effect renders (`toJSON` spreads them).
+    super({ message: props.message } as typeof props)
+    hide(this, "keys", props.keys)
+  }
+}
+
+// Keeps a field readable by code but out of every rendering (JSON.stringify, util.inspect, effect's loggers): they
+// show enumerable own properties only.
+function hide(error: object, field: string, value: unknown): void {
+  Object.defineProperty(error, field, { enumerable: false, value })
+}
 
 /**
  * The command cannot run on the shared connection: it would change the connection's state for every other caller

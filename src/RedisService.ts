@@ -310,12 +310,7 @@ const withCircuits = (
     const circuit = circuits.get(node.address)
     return circuit === undefined ? node : { ...node, circuit }
   })
-// The key that routes a command on a Cluster (its first).
-const firstKey = (command: Command<unknown>): string | undefined => {
-  const at = command.keys[0]
-  const key = at === undefined ? undefined : command.args[at]
-  return typeof key === "string" ? key : undefined
-}
+
 
 
 /**
@@ -471,7 +466,7 @@ export const make: (
       const refused = Transaction.rejection(command)
       return refused !== undefined
         ? Effect.fail(refused)
-        : execute(command.name, command.idempotent, (client) => sendOn(client, command), command.decode, firstKey(command))
+        : execute(command.name, command.idempotent, (client) => sendOn(client, command), command.decode, Transaction.firstKey(command))
     }
     const run = <A>(command: Command<A>, runOptions?: RunOptions): Effect.Effect<A, RedisError> => {
       if (runOptions?.idempotencyKey === undefined) return runOne(command)
@@ -490,7 +485,7 @@ export const make: (
 
     const isCluster = config.topology._tag === "Cluster"
     const batch = <const Cs extends ReadonlyArray<Command<any>>>(commands: Cs) =>
-      Transaction.batch(commands, { execute, run: runOne, isCluster, keyPrefix: config.keyPrefix })
+      Transaction.batch(commands, { execute, isCluster, keyPrefix: config.keyPrefix })
     const multi = <const Cs extends ReadonlyArray<Command<any>>>(commands: Cs) =>
       Transaction.multi(commands, { execute, isCluster, keyPrefix: config.keyPrefix })
 

@@ -208,6 +208,10 @@ describe("RedisService typed commands (real redis-server)", () => {
       const plainError = failure(yield* Fiber.join(plain))
       assert.isTrue(plainError !== undefined && "sent" in plainError && plainError.sent === true)
       assert.strictEqual(yield* server.command("GET", "plain"), "1")
+      // A recorded integer replays exactly, also beyond cjson's 14 digits.
+      yield* redis.set("big", "123456789012340")
+      assert.strictEqual(yield* redis.run(incr("big"), { idempotencyKey: "big-1" }), 123456789012341)
+      assert.strictEqual(yield* redis.run(incr("big"), { idempotencyKey: "big-1" }), 123456789012341)
       // Lists too, with a binary-safe value.
       assert.strictEqual(yield* redis.run(lpush("q", "job"), { idempotencyKey: "push-1" }), 1)
       assert.strictEqual(yield* redis.run(lpush("q", "job"), { idempotencyKey: "push-1" }), 1)
@@ -239,6 +243,9 @@ describe("RedisService typed commands (real redis-server)", () => {
       assert.strictEqual(failureTag(yield* Effect.exit(redis.run(C.make({ name: "multi" })))), "CommandRefused")
       // Not refused: XREAD without BLOCK (a stream named "block" included), CLIENT ID.
       yield* redis.command("XREAD", ["STREAMS", "block", "0"])
+      yield* redis.command("XGROUP", ["CREATE", "s2", "block", "0", "MKSTREAM"])
+      yield* redis.command("XREADGROUP", ["GROUP", "block", "block", "STREAMS", "s2", ">"])
+      assert.strictEqual(failureTag(yield* Effect.exit(redis.command("PSYNC", ["?", "-1"]))), "CommandRefused")
       yield* redis.command("CLIENT", ["ID"])
       // A bounded WAIT runs (it only counts this connection's writes, so the shared connection is where it belongs).
       assert.strictEqual(yield* redis.command("WAIT", ["0", "10"]), 0)

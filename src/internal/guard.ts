@@ -27,6 +27,9 @@ const refused: ReadonlyMap<string, string> = new Map([
   ["PUNSUBSCRIBE", subscriber],
   ["SUNSUBSCRIBE", subscriber],
   ["MONITOR", "redis-cli MONITOR (a connection of its own)"],
+  ["SYNC", "a replica of its own (SYNC turns the connection into a replication stream)"],
+  ["PSYNC", "a replica of its own (PSYNC turns the connection into a replication stream)"],
+  ["REPLCONF", "a replica of its own"],
   ["RESET", "closing the layer's scope (a new layer starts clean)"],
   ["QUIT", "closing the layer's scope"],
   ["AUTH", `${options}: username and password`],
@@ -94,12 +97,14 @@ export const refuse = (name: string, args: ReadonlyArray<Argument>): CommandRefu
   return undefined
 }
 
-// Options come before STREAMS; after it, a stream may well be called "block".
+// Options come before STREAMS; after it, a stream may well be called "block", and so may XREADGROUP's group and
+// consumer (the two arguments after GROUP).
 const hasBlock = (args: ReadonlyArray<Argument>): boolean => {
-  for (const arg of args) {
-    const w = word(arg)
+  for (let i = 0; i < args.length; i++) {
+    const w = word(args[i])
     if (w === "STREAMS") return false
-    if (w === "BLOCK") return true
+    if (w === "GROUP") i += 2
+    else if (w === "BLOCK") return true
   }
   return false
 }

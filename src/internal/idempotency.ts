@@ -14,10 +14,15 @@ import { type Command, keysOf, map } from "./command.ts"
 
 // KEYS[1] is the marker, KEYS[2..] the command's keys; ARGV: ttl (ms), name, how many key positions, the positions
 // (1-based, in the command's arguments), then the arguments, whose key positions are filled from KEYS so that
-// keyPrefix applies to them. A command that fails records nothing (it can be tried again).
+// keyPrefix applies to them. A command that fails records nothing (it can be tried again). An integer reply is
+// recorded as its decimal text: cjson keeps 14 significant digits, which would replay a large counter rounded.
 const lua = `
 local done = redis.call('GET', KEYS[1])
-if done then return cjson.decode(done)[1] end
+if done then
+  local recorded = cjson.decode(done)
+  if recorded.i then return tonumber(recorded.i) end
+  return recorded.v
+end
 local npos = tonumber(ARGV[3])
 local at = {}
 for i = 1, npos do at[tonumber(ARGV[3 + i])] = i + 1 end
@@ -29,7 +34,9 @@ for i = first, #ARGV do
 end
 local reply = redis.pcall(unpack(call))
 if type(reply) == 'table' and reply.err then return reply end
-redis.call('SET', KEYS[1], cjson.encode({ reply }), 'PX', ARGV[1])
+local record
+if type(reply) == 'number' then record = { i = string.format('%d', reply) } else record = { v = reply } end
+redis.call('SET', KEYS[1], cjson.encode(record), 'PX', ARGV[1])
 return reply
 `
 
@@ -42,6 +49,8 @@ const sha = RedisScript.shaOf(lua)
  * @category constants
  */
 export const defaultIdempotencyTtl: Duration.Duration = Duration.hours(24)
+
+const maxArguments = 7_000
 
 const hashTag = (key: string): string | undefined => {
   const open = key.indexOf("{")
@@ -68,6 +77,10 @@ export const withIdempotencyKey = <A>(
   if (command.invalid !== undefined) return command
   if (idempotencyKey === "") return fail(invalid("The idempotency key is empty"))
   if (command.send !== undefined) return fail(invalid("Scripts take no idempotency key: make the script idempotent"))
+  // Lua's unpack() takes at most ~8000 values: a larger command could not be run by the wrapper.
+  if (command.args.length > maxArguments) {
+    return fail(invalid(`${command.name} has ${command.args.length} arguments; with an idempotency key at most ${maxArguments}`))
+  }
   const keys = keysOf(command)
   const first = keys[0]
   if (first === undefined) return fail(invalid(`${command.name} has no key: an idempotency key needs one`))

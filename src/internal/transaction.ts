@@ -19,7 +19,7 @@ import {
   type RedisError,
   ReplyError
 } from "../RedisError.ts"
-import { type Argument, type Command, keysOf, type Success } from "./command.ts"
+import { type Argument, type Command, keysOf, sendOn, type Success } from "./command.ts"
 import { refuse } from "./guard.ts"
 
 /**
@@ -187,8 +187,28 @@ export type Execute = <R, A>(
   name: string,
   idempotent: boolean,
   run: (client: Client) => Promise<R>,
-  reply: (reply: R, live: Live) => A
+  reply: (reply: R, live: Live) => A,
+  key?: string | undefined
 ) => Effect.Effect<A, RedisError>
+
+/**
+ * The key that routes a command on a Cluster (its first), and so the breaker of the master it counts against.
+ *
+ * @internal
+ */
+export const firstKey = (command: Command<unknown>): string | undefined => {
+  const at = command.keys[0]
+  const key = at === undefined ? undefined : command.args[at]
+  return typeof key === "string" ? key : undefined
+}
+
+const firstKeyOf = (commands: ReadonlyArray<Command<unknown>>): string | undefined => {
+  for (const command of commands) {
+    const key = firstKey(command)
+    if (key !== undefined) return key
+  }
+  return undefined
+}
 
 interface Context {
   readonly execute: Execute
@@ -210,7 +230,7 @@ const retried = (command: Command<unknown>, result: Result.Result<unknown, Redis
  */
 export const batch = <const Cs extends ReadonlyArray<Command<any>>>(
   commands: Cs,
-  context: Context & { readonly run: <A>(command: Command<A>) => Effect.Effect<A, RedisError> }
+  context: Context
 ): Effect.Effect<Results<Cs>, RedisError> =>
   Effect.suspend(() => {
     const rejected = commands.map((command): Result.Result<unknown, RedisError> | undefined => {
@@ -225,13 +245,19 @@ export const batch = <const Cs extends ReadonlyArray<Command<any>>>(
       "BATCH",
       false,
       (client) => sendBatch(client, toSend),
-      (replies, live) => toSend.map((command, i) => decodeReply(command, replies[i], live))
+      (replies, live) => toSend.map((command, i) => decodeReply(command, replies[i], live)),
+      firstKeyOf(toSend)
     ).pipe(Effect.flatMap((answered) => {
       let next = 0
       const results = rejected.map((result) => result ?? answered[next++]!)
+      // Sent again alone, once (not idempotent for the executor: no second retry behind this one).
       return Effect.forEach(results, (result, i) => {
         const command = commands[i]!
-        return retried(command, result) ? Effect.result(context.run(command)) : Effect.succeed(result)
+        return retried(command, result)
+          ? Effect.result(
+            context.execute(command.name, false, (client) => sendOn(client, command), command.decode, firstKey(command))
+          )
+          : Effect.succeed(result)
       })
     })) as Effect.Effect<Results<Cs>, RedisError>
   })
@@ -257,5 +283,5 @@ export const multi = <const Cs extends ReadonlyArray<Command<any>>>(
       // EXEC answers nil only after a WATCH, which the shared connection never sends.
       if (replies === null) throw new ConnectionClosed({ message: "EXEC answered nil", command: "MULTI", sent: true })
       return decodeTransaction(commands, replies, live) as Successes<Cs>
-    }).pipe(Effect.mapError(transactionLost))
+    }, firstKeyOf(commands)).pipe(Effect.mapError(transactionLost))
   })

@@ -10,8 +10,8 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import type * as Connection from "../Connection.ts"
-import { classify, CommandTimeout, type RedisError, TransactionAborted } from "../RedisError.ts"
-import { type Command, sendOn } from "./command.ts"
+import { classify, CommandTimeout, InvalidArgument, type RedisError, TransactionAborted } from "../RedisError.ts"
+import { type Command, make as makeCommand, sendOn } from "./command.ts"
 import {
   crossSlot,
   decodeTransaction,
@@ -72,6 +72,9 @@ export const sendPinned = <A>(
     Effect.flatMap((reply) => Effect.try({ try: () => decode(reply), catch: (e) => e as RedisError }))
   )
 
+// A watched key, as a command naming it (for the slot check).
+const asKey = (key: string): Command<unknown> => makeCommand({ name: "WATCH", args: [key], keys: [0] })
+
 /**
  * Runs an optimistic transaction on a pinned connection acquired in the current scope.
  *
@@ -85,7 +88,14 @@ export const watch = <const Cs extends ReadonlyArray<Command<any>>, E, R>(
 ): Effect.Effect<Successes<Cs>, RedisError | E, R> =>
   Effect.scoped(Effect.gen(function*() {
     if (keys.length === 0) {
-      return yield* Effect.die(new Error("RedisService.watch needs at least one key to watch"))
+      return yield* Effect.fail(
+        new InvalidArgument({ message: "WATCH needs at least one key", command: "WATCH", argument: "keys" })
+      )
+    }
+    // Watched keys across slots would fail as a CROSSSLOT reply after the connection was opened: refuse them first.
+    if (options.cluster) {
+      const spans = crossSlot(keys.map(asKey), options.keyPrefix)
+      if (spans !== undefined) return yield* Effect.fail(spans)
     }
     const live = yield* pinned
     const timeout = options.commandTimeout
@@ -102,10 +112,7 @@ export const watch = <const Cs extends ReadonlyArray<Command<any>>, E, R>(
       if (refused !== undefined) return yield* Effect.fail(refused)
     }
     if (options.cluster) {
-      const spans = crossSlot(
-        [...commands, ...keys.map((key) => ({ keys: [0], args: [key] }) as unknown as Command<unknown>)],
-        options.keyPrefix
-      )
+      const spans = crossSlot([...commands, ...keys.map(asKey)], options.keyPrefix)
       if (spans !== undefined) return yield* Effect.fail(spans)
     }
     const replies = yield* sendPinned(
