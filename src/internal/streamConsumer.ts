@@ -144,7 +144,8 @@ const deliveriesOf = <A, E, R>({ redis, settings }: Consumer<A, E, R>, entries: 
         settings.group,
         entries[0]!.id,
         entries[entries.length - 1]!.id,
-        entries.length,
+        // Other entries of this consumer may lie in the same id range: ask for enough to see these ones.
+        Math.min(10_000, entries.length * 10 + 100),
         settings.consumer
       ],
       keys: [0],
@@ -221,10 +222,14 @@ const claimIdle = <A, E, R>(c: Consumer<A, E, R>): Effect.Effect<void, RedisErro
         name: "XAUTOCLAIM",
         args: [stream, group, consumer, Math.ceil(Duration.toMillis(claimAfter)), cursor, "COUNT", batch],
         keys: [0],
+        // Retried after a lost connection. If the lost reply had claimed entries, the retry finds them no longer idle
+        // and returns nothing: they are this consumer's now and come back when they are idle again (claimAfter), or
+        // sooner with the next re-read of its own pending entries. Delayed, never lost.
         idempotent: true,
         decode: Reply.autoclaim
       }))
-      yield* processAll(c, claimed.entries, yield* deliveriesOf(c, claimed.entries))
+      // A claimed entry was delivered before, to the consumer it was taken from.
+      yield* processAll(c, claimed.entries, yield* deliveriesOf(c, claimed.entries), 2)
       cursor = claimed.cursor
       if (cursor === "0-0") return
     }
@@ -233,9 +238,14 @@ const claimIdle = <A, E, R>(c: Consumer<A, E, R>): Effect.Effect<void, RedisErro
 const processAll = <A, E, R>(
   c: Consumer<A, E, R>,
   entries: ReadonlyArray<StreamEntry>,
-  deliveries: ReadonlyMap<string, number>
+  deliveries: ReadonlyMap<string, number>,
+  atLeast = 1
 ): Effect.Effect<void, RedisError, R> =>
-  Effect.forEach(entries, (entry) => processOne(c, entry, deliveries.get(entry.id) ?? 1), { discard: true })
+  Effect.forEach(
+    entries,
+    (entry) => processOne(c, entry, Math.max(atLeast, deliveries.get(entry.id) ?? atLeast)),
+    { discard: true }
+  )
 
 const processOne = <A, E, R>(
   c: Consumer<A, E, R>,
@@ -261,7 +271,7 @@ const processOne = <A, E, R>(
         const state = c.state
         state.retryAt = Math.min(state.retryAt ?? Infinity, now + Duration.toMillis(c.settings.retryDelay))
         return Effect.logWarning("RedisStream: the handler failed; the entry stays pending and is retried", exit.cause)
-      }).pipe(Effect.annotateLogs({ stream: c.settings.stream, group: c.settings.group, id: entry.id }))
+      }).pipe(Effect.annotateLogs({ id: entry.id }))
     })
   )
 }
@@ -299,10 +309,14 @@ const deadLetter = <A, E, R>(
     ],
     keys: [0],
     decode: string("XADD")
-  })).pipe(
+  }), {
+    // A round that fails after this XADD (the XACK, say) dead-letters the entry again: once per entry, not per round.
+    idempotencyKey: `dead:${group}:${entry.id}`
+  }).pipe(
     Effect.andThen(ack(c, entry.id)),
+    // No stream or group name in logs: keys may carry ids (see docs/security.md).
     Effect.andThen(Effect.logWarning(`RedisStream: entry dead-lettered (${reason})`)),
-    Effect.annotateLogs({ stream, group, id: entry.id, deadLetter: target })
+    Effect.annotateLogs({ id: entry.id })
   )
 }
 
@@ -321,7 +335,6 @@ const recover = <A, E, R>(c: Consumer<A, E, R>, error: RedisError): Effect.Effec
   const backoff = Math.min(Duration.toMillis(cap), Duration.toMillis(base) * 2 ** Math.min(state.failures - 1, 20))
   const delay = error._tag === "CircuitOpen" ? Math.max(backoff, Duration.toMillis(error.retryAfter)) : backoff
   return Effect.logWarning(`RedisStream: ${error._tag}; reading again in ${Math.round(delay)} ms`).pipe(
-    Effect.annotateLogs({ stream: c.settings.stream, group: c.settings.group }),
     Effect.andThen(Effect.sleep(Duration.millis(delay)))
   )
 }
