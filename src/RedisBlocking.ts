@@ -35,6 +35,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Pool from "effect/Pool"
+import type * as Scope from "effect/Scope"
 import * as Commands from "./internal/blockingCommands.ts"
 import type { Command } from "./internal/command.ts"
 import * as Dedicated from "./internal/dedicated.ts"
@@ -42,7 +43,7 @@ import { refuse } from "./internal/guard.ts"
 import type { StreamRead } from "./internal/streamReply.ts"
 import { crossSlot } from "./internal/transaction.ts"
 import { InvalidRedisOptions } from "./RedisConfig.ts"
-import { ConnectionTimeout, type RedisError } from "./RedisError.ts"
+import { ConnectionClosed, ConnectionTimeout, type RedisError } from "./RedisError.ts"
 import { RedisService, type RedisServiceShape } from "./RedisService.ts"
 
 export type { StreamEntry, StreamRead } from "./internal/streamReply.ts"
@@ -253,11 +254,25 @@ export const make = Effect.fnUntraced(function*(redis: RedisServiceShape, option
         })
       ))
 
+  // A connection lost while idle in the pool (a restart, a reset) is dropped and another taken: its next caller
+  // should not fail for it. Bounded: connections lost one after the other mean Redis is failing now.
+  const borrow = (command: string): Effect.Effect<Dedicated.Dedicated, RedisError, Scope.Scope> =>
+    Effect.gen(function*() {
+      for (let tries = 0; tries < 3; tries++) {
+        const connection = yield* Pool.get(pool)
+        if (connection.usable()) return connection
+        yield* Pool.invalidate(pool, connection)
+      }
+      return yield* Effect.fail(
+        new ConnectionClosed({ message: `Dedicated connections keep being lost; ${command} was not sent`, sent: false })
+      )
+    })
+
   // One call on one borrowed connection. A connection that was lost, timed out or interrupted is not returned.
   const runOn = <A>(command: Command<A>, block: Duration.Duration): Effect.Effect<A, RedisError> =>
     Effect.scoped(Effect.gen(function*() {
       yield* Dedicated.admit(redis, command.name)
-      const connection = yield* Pool.get(pool).pipe(
+      const connection = yield* borrow(command.name).pipe(
         Effect.timeoutOrElse({ duration: config.acquireTimeout, orElse: () => notReady(command.name) })
       )
       yield* Effect.addFinalizer(() => connection.usable() ? Effect.void : Pool.invalidate(pool, connection))
@@ -280,8 +295,22 @@ export const make = Effect.fnUntraced(function*(redis: RedisServiceShape, option
   }
 
   const prefix = config.keyPrefix
+  // A block of 0 ("until answered") runs as a loop of bounded blocks: a dedicated connection has no heartbeat, and a
+  // frozen server or a silent network would otherwise hold the call until TCP keep-alive gives up (hours). A block
+  // that timed out popped nothing, so blocking again is safe; a frozen server is noticed within slice +
+  // commandTimeout.
+  const slice = config.heartbeat === undefined
+    ? Duration.seconds(2)
+    : Duration.max(Duration.seconds(1), Duration.times(config.heartbeat.interval, config.heartbeat.misses))
   const blocking = <A>(name: string, timeout: Duration.Input, build: (block: Duration.Duration) => Command<A>) =>
-    Effect.flatMap(Dedicated.blockTime(name, timeout), (block) => execute(build(block), block))
+    Effect.flatMap(Dedicated.blockTime(name, timeout), (block) => {
+      if (!Duration.isZero(block)) return execute(build(block), block)
+      const once: Effect.Effect<A, RedisError> = Effect.flatMap(
+        execute(build(slice), slice),
+        (result) => Option.isOption(result) && Option.isNone(result) ? once : Effect.succeed(result)
+      )
+      return once
+    })
 
   return RedisBlocking.of({
     blpop: (keys, timeout) => blocking("BLPOP", timeout, (block) => Commands.pop("BLPOP", keys, block, prefix)),

@@ -42,6 +42,31 @@ const failureOf = <A, E>(exit: Exit.Exit<A, E>): E | undefined => {
 }
 
 describe("RedisBlocking (real redis-server)", () => {
+  it.live("a connection lost while idle in the pool is replaced, not handed to the next caller", () =>
+    Effect.gen(function*() {
+      const { blocking, server } = yield* setup({ heartbeat: false }, { maxConnections: 1 })
+      yield* server.command("RPUSH", "q", "1", "2")
+      assert.deepStrictEqual(yield* blocking.blpop(["q"], "1 second"), Option.some({ key: "q", value: "1" }))
+      // The pooled connection is killed while nobody uses it.
+      yield* server.killClients("normal")
+      yield* sleepReal(100)
+      assert.deepStrictEqual(yield* blocking.blpop(["q"], "1 second"), Option.some({ key: "q", value: "2" }))
+    }))
+
+  it.live("a block of 0 on a frozen server fails typed within slice + commandTimeout instead of hanging", () =>
+    Effect.gen(function*() {
+      // Heartbeat 200 ms x 2: blocks of 0 run as 1 s slices; commandTimeout 1 s.
+      const { blocking, server } = yield* setup()
+      const pending = yield* Effect.forkChild(Effect.exit(blocking.blpop(["never"], 0)))
+      yield* waitUntil(blockedClients(server), (n) => n === 1)
+      const started = Date.now()
+      yield* server.pause
+      const exit = yield* Fiber.join(pending).pipe(Effect.ensuring(server.resume))
+      const elapsed = Date.now() - started
+      assert.strictEqual(failureTag(exit), "CommandTimeout")
+      assert.isBelow(elapsed, 6_000, `failed after ${elapsed} ms`)
+    }))
+
   it.live("blpop: Some when an element is pushed, None when the timeout runs out, 0 waits until pushed", () =>
     Effect.gen(function*() {
       const { blocking, server } = yield* setup()
@@ -53,7 +78,7 @@ describe("RedisBlocking (real redis-server)", () => {
       let started = Date.now()
       assert.deepStrictEqual(yield* blocking.brpop(["empty"], "200 millis"), Option.none())
       let elapsed = Date.now() - started
-      assert.isTrue(elapsed >= 190 && elapsed < 1_000, `took ${elapsed} ms`)
+      assert.isTrue(elapsed >= 190 && elapsed < 3_000, `took ${elapsed} ms`)
 
       // Zero blocks until answered: longer than commandTimeout (1 s) is no timeout.
       started = Date.now()
@@ -77,7 +102,7 @@ describe("RedisBlocking (real redis-server)", () => {
       const started = Date.now()
       yield* Fiber.interrupt(pending)
       yield* waitUntil(blockedClients(server), (n) => n === 0, 1_000)
-      assert.isTrue(Date.now() - started < 500, `the blocked connection took ${Date.now() - started} ms to go`)
+      assert.isTrue(Date.now() - started < 1_500, `the blocked connection took ${Date.now() - started} ms to go`)
       yield* server.command("RPUSH", "jobs", "job-1")
       yield* sleepReal(200)
       assert.deepStrictEqual(yield* server.command("LRANGE", "jobs", "0", "-1"), ["job-1"])
@@ -95,7 +120,7 @@ describe("RedisBlocking (real redis-server)", () => {
       const values = yield* redis.mget(["k0", "k99"])
       const elapsed = Date.now() - started
       assert.deepStrictEqual(values, [Option.some("0"), Option.some("99")])
-      assert.isTrue(elapsed < 500, `100 SETs took ${elapsed} ms`)
+      assert.isTrue(elapsed < 1_500, `100 SETs took ${elapsed} ms`)
       assert.isUndefined(pending.pollUnsafe())
       yield* redis.command("RPUSH", ["q", "done"])
       assert.deepStrictEqual(yield* Fiber.join(pending), Option.some({ key: "q", value: "done" }))
@@ -133,7 +158,7 @@ describe("RedisBlocking (real redis-server)", () => {
       const error = failureOf(exit)
       assert.strictEqual(error?._tag, "CommandTimeout")
       if (error?._tag === "CommandTimeout") assert.isTrue(error.sent)
-      assert.isTrue(elapsed >= 780 && elapsed < 1_300, `timed out after ${elapsed} ms`)
+      assert.isTrue(elapsed >= 780 && elapsed < 3_000, `timed out after ${elapsed} ms`)
     }))
 
   it.live("keyPrefix is added to the keys sent and removed from the keys returned", () =>
@@ -162,7 +187,7 @@ describe("RedisBlocking (real redis-server)", () => {
       const id = String(yield* server.command("XADD", "app:s", "*", "f", "v"))
       const read = yield* blocking.xread([{ stream: "s", id: "0" }], "100 millis")
       assert.deepStrictEqual(read, Option.some([{ stream: "s", entries: [{ id, fields: { f: "v" } }] }]))
-      const waiting = yield* Effect.forkChild(blocking.xread([{ stream: "s", id }], 2))
+      const waiting = yield* Effect.forkChild(blocking.xread([{ stream: "s", id }], "2 seconds"))
       yield* waitUntil(blockedClients(server), (n) => n === 1)
       const next = String(yield* server.command("XADD", "app:s", "*", "g", "w"))
       assert.deepStrictEqual(
@@ -209,7 +234,7 @@ describe("RedisBlocking (real redis-server)", () => {
       const error = failureOf(yield* Effect.exit(blocking.blpop(["three"], 0)))
       const elapsed = Date.now() - started
       assert.strictEqual(error?._tag, "ConnectionTimeout")
-      assert.isTrue(elapsed >= 450 && elapsed < 1_200, `waited ${elapsed} ms`)
+      assert.isTrue(elapsed >= 450 && elapsed < 3_000, `waited ${elapsed} ms`)
       assert.strictEqual(yield* blockedClients(server), 2)
       const stats = yield* blocking.stats
       assert.strictEqual(stats.used, 2)
@@ -238,7 +263,7 @@ describe("RedisBlocking (real redis-server)", () => {
       yield* waitUntil(redis.health, (h) => h.circuit === "open", 5_000)
       const started = Date.now()
       const error = failureOf(yield* Effect.exit(blocking.blpop(["q"], 0)))
-      assert.isTrue(Date.now() - started < 300, `took ${Date.now() - started} ms`)
+      assert.isTrue(Date.now() - started < 1_000, `took ${Date.now() - started} ms`)
       assert.strictEqual(error?._tag, "CircuitOpen")
     }))
 
@@ -256,7 +281,7 @@ describe("RedisBlocking (real redis-server)", () => {
       const started = Date.now()
       const exit = yield* Fiber.join(own)
       assert.isTrue(Exit.isFailure(exit))
-      assert.isTrue(Date.now() - started < 500, `took ${Date.now() - started} ms`)
+      assert.isTrue(Date.now() - started < 1_500, `took ${Date.now() - started} ms`)
       yield* waitUntil(blockedClients(server), (n) => n === 0, 2_000)
     }))
 })
