@@ -13,6 +13,7 @@
  *
  * @since 0.1.0
  */
+import * as Cause from "effect/Cause"
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Predicate from "effect/Predicate"
@@ -153,9 +154,33 @@ export class ReplyError extends Data.TaggedError("ReplyError")<{
  */
 export class DecodeError extends Data.TaggedError("DecodeError")<{
   readonly message: string
+  /** The key read, when there is one: for code (`error.key`), never rendered (keys may hold ids or tokens). */
   readonly key?: string | undefined
   readonly cause?: unknown
-}> {}
+}> {
+  constructor(props: { readonly message: string; readonly key?: string | undefined; readonly cause?: unknown }) {
+    // A Schema failure quotes the value it rejected: the cause keeps its shape with the values redacted.
+    super(
+      (props.cause === undefined
+        ? { message: props.message }
+        : { message: props.message, cause: decodeCause(props.cause) }) as typeof props
+    )
+    if (props.key !== undefined) hide(this, "key", props.key)
+  }
+}
+
+// The message of a decoding failure (a Schema issue, a thrown Error), its quoted and reported values redacted.
+function decodeCause(cause: unknown): { readonly name: string; readonly message: string } {
+  const squashed = Cause.isCause(cause) ? Cause.squash(cause) : cause
+  const name = squashed instanceof Error ? squashed.name : "DecodeFailure"
+  const text = squashed instanceof Error ? squashed.message : String(squashed)
+  return {
+    name,
+    message: scrubMessage(text)
+      .replace(/"(?:[^"\\]|\\.)*"/g, `"${REDACTED}"`)
+      .replace(/\b(got|actual|value) (?!<redacted>)[^\n,)]*/gi, (_, word: string) => `${word} ${REDACTED}`)
+  }
+}
 
 /**
  * A WATCH transaction was not applied: a watched key changed between WATCH and EXEC (EXEC answered nil). Nothing of

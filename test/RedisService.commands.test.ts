@@ -4,7 +4,9 @@
  * ECONNRESET, SCRIPT FLUSH, restarts).
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit, Fiber, Option, Result, Stream } from "effect"
+import { Cause, Effect, Exit, Fiber, Option, Result, Schema, Stream } from "effect"
+import { inspect } from "node:util"
+import * as Command from "../src/Command.ts"
 import * as C from "../src/internal/command.ts"
 import * as RedisScript from "../src/RedisScript.ts"
 import * as RedisService from "../src/RedisService.ts"
@@ -275,6 +277,23 @@ describe("RedisService typed commands (real redis-server)", () => {
       assert.match(id, /^\d+-\d+$/)
       assert.strictEqual(yield* redis.exists("h", "l", "missing"), 2)
       assert.strictEqual(yield* redis.ttl("h"), -1)
+    })))
+
+  it.live("a DecodeError names neither the key nor the value it rejected, in any rendering", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const server = yield* RedisTestServer.make()
+      const redis = yield* RedisService.make({ ...fastOptions, url: server.url })
+      yield* redis.set("session:tok-SECRETKEY", JSON.stringify({ user: "SECRETVALUE" }))
+      const schema = Schema.fromJsonString(Schema.Struct({ user: Schema.Number }))
+      const exit = yield* Effect.exit(redis.run(Command.withSchema(Command.get("session:tok-SECRETKEY"), schema)))
+      const error = failure(exit)
+      assert.strictEqual(error?._tag, "DecodeError")
+      assert.strictEqual(error?._tag === "DecodeError" ? error.key : undefined, "session:tok-SECRETKEY")
+      const renderings = [JSON.stringify(error), inspect(error, { depth: 10 }), String(error), Cause.pretty(Cause.fail(error))]
+      for (const text of renderings) {
+        assert.notInclude(text, "SECRETKEY")
+        assert.notInclude(text, "SECRETVALUE")
+      }
     })))
 
   it.live("durations and counts are validated before anything is sent: nothing deleted, nothing written", () =>
