@@ -306,10 +306,19 @@ const withCircuits = (
   all: ReadonlyArray<Metrics.NodeHealth>,
   circuits: ReadonlyMap<string, CircuitBreaker.CircuitStatus> | undefined
 ): ReadonlyArray<Metrics.NodeHealth> =>
-  circuits === undefined || circuits.size === 0 ? all : all.map((node) => {
-    const circuit = circuits.get(node.address)
-    return circuit === undefined ? node : { ...node, circuit }
-  })
+  circuits === undefined || circuits.size === 0 ? all : [
+    ...all.map((node) => {
+      const circuit = circuits.get(node.address)
+      return circuit === undefined ? node : { ...node, circuit }
+    }),
+    // A master whose connection was dropped (a frozen one the heartbeat recovers) is still reported with its circuit.
+    ...[...circuits].filter(([address]) => !all.some((node) => node.address === address)).map(([address, circuit]) => ({
+      address,
+      role: "master" as const,
+      status: "disconnected",
+      circuit
+    }))
+  ]
 
 
 

@@ -16,7 +16,7 @@ import { slotOf } from "../ClusterSlot.ts"
 import * as CircuitBreaker from "../CircuitBreaker.ts"
 import { address, type Client, type Live, masters } from "../Connection.ts"
 import { pingNode } from "../Heartbeat.ts"
-import type { CircuitOpen } from "../RedisError.ts"
+import { type CircuitOpen, classify, ConnectionClosed } from "../RedisError.ts"
 
 /**
  * The breakers of a Cluster's masters, by address ("host:port").
@@ -39,6 +39,15 @@ export interface NodeBreakers {
   readonly onSuccess: (node: string) => Effect.Effect<void>
   /** The status of every master that has a breaker. */
   readonly statuses: () => ReadonlyMap<string, CircuitBreaker.CircuitStatus>
+}
+
+// ioredis' slot map: for each slot, the addresses of its master and replicas.
+const slotsOf = (client: Cluster): ReadonlyArray<ReadonlyArray<string> | undefined> =>
+  (client as unknown as { readonly slots: ReadonlyArray<ReadonlyArray<string> | undefined> }).slots
+
+const ownedSlot = (client: Cluster, node: string): number | undefined => {
+  const slot = slotsOf(client).findIndex((owners) => owners?.[0] === node)
+  return slot === -1 ? undefined : slot
 }
 
 /**
@@ -73,13 +82,46 @@ export const make = Effect.fnUntraced(function*(options: {
     unhealthy = count
   }
 
-  // A master that left the slot map (a failover, a resharding) gets no commands: its probe passes.
+  // A master that left the slot map (a failover, a resharding) gets no commands: its probe passes. One that still owns
+  // slots but has no connection now (the heartbeat dropped it) is not known to answer: the probe fails, and runs again
+  // after the next open period.
   const probe = (node: string) =>
     Effect.suspend(() => {
       const live = options.current()
-      const target = live === undefined ? undefined : masters(live.client).find((n) => address(n) === node)
-      return live === undefined || target === undefined ? Effect.void : pingNode(live, target, options.probeTimeout)
+      if (live === undefined) return Effect.void
+      const target = masters(live.client).find((n) => address(n) === node)
+      if (target !== undefined) return pingNode(live, target, options.probeTimeout)
+      const slot = live.client instanceof Cluster ? ownedSlot(live.client, node) : undefined
+      // No command reaches a master whose circuit is open, so nothing would open its connection again: the probe
+      // reads a key of one of its slots, which makes the Cluster client connect to it.
+      return slot === undefined ? Effect.void : probeSlot(live, slot)
     })
+
+  // A key (as given, before keyPrefix) for each slot, found once when a probe needs one.
+  let keysBySlot: Map<number, string> | undefined
+  const keyForSlot = (slot: number): string => {
+    if (keysBySlot === undefined) {
+      keysBySlot = new Map()
+      for (let i = 0; keysBySlot.size < 16_384; i++) {
+        const key = `probe:${i}`
+        const at = slotOf(options.keyPrefix + key)
+        if (!keysBySlot.has(at)) keysBySlot.set(at, key)
+      }
+    }
+    return keysBySlot.get(slot)!
+  }
+  const probeSlot = (live: Live, slot: number) =>
+    Effect.tryPromise({
+      try: () => live.client.call("EXISTS", keyForSlot(slot)),
+      catch: (cause) => classify(cause, { command: "EXISTS", sent: true, socketError: live.socketError })
+    }).pipe(
+      Effect.timeoutOrElse({
+        duration: options.probeTimeout,
+        orElse: () =>
+          Effect.fail(new ConnectionClosed({ message: "The master did not answer the probe", command: "EXISTS", sent: true }))
+      }),
+      Effect.asVoid
+    )
 
   const breakerOf = (node: string): Effect.Effect<CircuitBreaker.CircuitBreaker> =>
     Effect.suspend(() => {
@@ -107,12 +149,7 @@ export const make = Effect.fnUntraced(function*(options: {
     Effect.flatMap(breakerOf(node), (breaker) => Effect.andThen(breaker.onFailure, Effect.sync(recount)))
 
   return {
-    nodeOf: (client, key) => {
-      if (!(client instanceof Cluster)) return undefined
-      const owners = (client as unknown as { readonly slots: ReadonlyArray<ReadonlyArray<string> | undefined> })
-        .slots[slotOf(options.keyPrefix + key)]
-      return owners?.[0]
-    },
+    nodeOf: (client, key) => client instanceof Cluster ? slotsOf(client)[slotOf(options.keyPrefix + key)]?.[0] : undefined,
     isOpen: (node) => {
       const breaker = breakers.get(node)
       return breaker !== undefined && breaker.current()._tag !== "Closed"
