@@ -227,6 +227,16 @@ export const clientOptions = (config: ResolvedRedisConfig): IORedisOptions => ({
   // No ioredis commandTimeout: a timer per command is costly; the layer's Watchdog enforces it instead.
 })
 
+// ioredis options of a Cluster itself (not of its node connections).
+const clusterOptionNames: ReadonlySet<string> = new Set([
+  "natMap",
+  "dnsLookup",
+  "scaleReads",
+  "slotsRefreshInterval",
+  "useSRVRecords",
+  "resolveSrv"
+])
+
 /**
  * Creates the ioredis client for one connection attempt, by topology.
  *
@@ -245,7 +255,12 @@ export const clientOptions = (config: ResolvedRedisConfig): IORedisOptions => ({
  * @category constructors
  */
 export const makeClient = (config: ResolvedRedisConfig, overrides: Partial<IORedisOptions> = {}): Client => {
-  const options: IORedisOptions = { ...clientOptions(config), ...overrides }
+  // `RedisOptions.ioredis` (already checked for the options the layer owns): Cluster-level ones go to the Cluster,
+  // the rest to every connection.
+  const passed = Object.entries(config.ioredis)
+  const clusterLevel = Object.fromEntries(passed.filter(([name]) => clusterOptionNames.has(name)))
+  const connectionLevel = Object.fromEntries(passed.filter(([name]) => !clusterOptionNames.has(name)))
+  const options: IORedisOptions = { ...clientOptions(config), ...connectionLevel, ...overrides }
   const topology = config.topology
   switch (topology._tag) {
     case "Standalone":
@@ -292,6 +307,7 @@ export const makeClient = (config: ResolvedRedisConfig, overrides: Partial<IORed
         // A Cluster pipelines per node itself; its node connections must not do it again.
         ...(enableAutoPipelining === true ? { enableAutoPipelining } : {}),
         ...(keyPrefix === undefined ? {} : { keyPrefix }),
+        ...clusterLevel,
         redisOptions: nodeOptions
       })
     }

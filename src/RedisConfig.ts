@@ -133,11 +133,18 @@ export interface RedisOptions {
   /** Default `{ _tag: "Standalone" }`. */
   readonly topology?: Topology | undefined
   /**
-   * ioredis auto-pipelining: commands issued in the same tick go out in one socket write. Raises throughput under
-   * high concurrency (1.2-1.5x here at 64-256 concurrent callers), costs latency when few commands are in flight
-   * (each waits for the next tick). Default `false`. See docs/benchmarks.md.
+   * ioredis auto-pipelining. The layer already sends the commands issued in one tick in one socket write on one
+   * server and behind Sentinel (and is faster that way); on a Cluster, whose node sockets it does not coalesce,
+   * this is the option that batches per node. Default `false`. See docs/benchmarks.md.
    */
   readonly autoPipelining?: boolean | undefined
+  /**
+   * ioredis options the layer does not cover, passed through to the client: e.g. `sentinelPassword`,
+   * `sentinelTLS`/`enableTLSForSentinelMode`, `natMap`, `dnsLookup`, `scaleReads` (Cluster), `family`, `keepAlive`,
+   * `noDelay`. The options the layer owns are refused with `InvalidRedisOptions` naming them (see `ownedIORedisOptions`):
+   * retries, queueing, resending, reconnection and what has an option of its own here.
+   */
+  readonly ioredis?: Readonly<Record<string, unknown>> | undefined
   /**
    * `false` (default): the layer builds even while Redis is down and connects in the background. `true`: building
    * the layer waits for the first ready connection, at most `connectTimeout`, and fails otherwise.
@@ -191,6 +198,8 @@ export interface ResolvedRedisConfig {
   readonly topology: Topology
   readonly autoPipelining: boolean
   readonly awaitReady: boolean
+  /** The ioredis options passed through (see `RedisOptions.ioredis`); rendered by name only. */
+  readonly ioredis: Readonly<Record<string, unknown>>
 }
 
 /**
@@ -250,6 +259,7 @@ export interface RedisConfigSummary {
   readonly topology: Topology
   readonly autoPipelining: boolean
   readonly awaitReady: boolean
+  readonly ioredis: ReadonlyArray<string>
 }
 
 const secretTlsKeys: ReadonlySet<string> = new Set(["key", "passphrase", "pfx", "secureContext", "pskCallback"])
@@ -305,7 +315,9 @@ export const redact = (config: ResolvedRedisConfig): RedisConfigSummary => ({
   },
   topology: config.topology,
   autoPipelining: config.autoPipelining,
-  awaitReady: config.awaitReady
+  awaitReady: config.awaitReady,
+  // Names only: a sentinelPassword or a TLS key must not be printed.
+  ioredis: Object.keys(config.ioredis)
 })
 
 const ResolvedProto = {
@@ -368,6 +380,7 @@ export const defaults: ResolvedRedisConfig = makeResolved({
   },
   topology: { _tag: "Standalone" },
   autoPipelining: false,
+  ioredis: {},
   awaitReady: false
 })
 
@@ -669,6 +682,14 @@ export const resolve = Effect.fnUntraced(function*(
     orElse(options.autoPipelining, defaults.autoPipelining)
   )
   const awaitReady = yield* checkBoolean("awaitReady", orElse(options.awaitReady, defaults.awaitReady))
+  const ioredis = options.ioredis ?? {}
+  if (typeof ioredis !== "object" || ioredis === null || Array.isArray(ioredis)) {
+    return yield* invalid("ioredis", "must be an object of ioredis options")
+  }
+  for (const name of Object.keys(ioredis)) {
+    const instead = ownedIORedisOptions.get(name)
+    if (instead !== undefined) return yield* invalid(`ioredis.${name}`, `is owned by the layer; ${instead}`)
+  }
 
   return makeResolved({
     host,
@@ -687,9 +708,55 @@ export const resolve = Effect.fnUntraced(function*(
     breaker: { failureThreshold, openDuration, maxOpenDuration },
     topology,
     autoPipelining,
-    awaitReady
+    awaitReady,
+    ioredis
   })
 })
+
+const layerOwns = "the layer does this itself (reconnect schedule, breaker, acquireTimeout, resends)"
+
+/**
+ * The ioredis options `RedisOptions.ioredis` refuses, with what to use instead.
+ *
+ * @since 0.2.0
+ * @category options
+ */
+export const ownedIORedisOptions: ReadonlyMap<string, string> = new Map([
+  ["retryStrategy", `use reconnect: { base, factor, cap, jitter, debounce }; ${layerOwns}`],
+  ["reconnectOnError", layerOwns],
+  ["enableOfflineQueue", `use acquireTimeout; ${layerOwns}`],
+  ["maxRetriesPerRequest", `use acquireTimeout and the breaker; ${layerOwns}`],
+  ["autoResendUnfulfilledCommands", layerOwns],
+  ["autoResubscribe", "RedisSubscriber resubscribes and reports the gap"],
+  ["lazyConnect", layerOwns],
+  ["commandTimeout", "use commandTimeout"],
+  ["connectTimeout", "use connectTimeout"],
+  ["enableAutoPipelining", "use autoPipelining"],
+  ["host", "use url, host or topology"],
+  ["port", "use url, port or topology"],
+  ["path", "use url, host or topology"],
+  ["db", "use db"],
+  ["username", "use username"],
+  ["password", "use password"],
+  ["tls", "use tls"],
+  ["keyPrefix", "use keyPrefix"],
+  ["connectionName", "use connectionName"],
+  ["sentinels", "use topology: { _tag: \"Sentinel\", sentinels, name }"],
+  ["name", "use topology: { _tag: \"Sentinel\", sentinels, name }"],
+  ["role", "the layer connects to the master"],
+  ["sentinelRetryStrategy", layerOwns],
+  ["failoverDetector", layerOwns],
+  ["clusterRetryStrategy", layerOwns],
+  ["retryDelayOnFailover", layerOwns],
+  ["retryDelayOnClusterDown", layerOwns],
+  ["retryDelayOnTryAgain", layerOwns],
+  ["retryDelayOnMoved", layerOwns],
+  ["maxRedirections", layerOwns],
+  ["slotsRefreshTimeout", "the layer bounds it by commandTimeout"],
+  ["redisOptions", "pass the node options at the top level of ioredis"],
+  ["disconnectTimeout", layerOwns],
+  ["enableReadyCheck", layerOwns]
+])
 
 // -----------------------------------------------------------------------------
 // config
