@@ -9,6 +9,7 @@
  * ```sh
  * npm start                                  # 45 s, every fault
  * npm start -- --scenario outage --duration 20
+ * npm run soak -- --duration 600             # random faults every 1-2 s for 10 minutes
  * npm start -- --json > report.json          # the report as JSON, no dashboard
  * ```
  *
@@ -24,17 +25,20 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { CliConfig, CliError, Command, Flag, GlobalFlag } from "effect/cli"
 import * as Drill from "./drill/Drill.ts"
-import * as Faults from "./drill/Faults.ts"
+import * as Plan from "./drill/Plan.ts"
 import * as Report from "./drill/Report.ts"
 
 const duration = Flag.Int("duration").pipe(
-  Flag.withDescription("Total length of the drill in seconds (at least 14 for --scenario all, 4 for one fault)"),
+  Flag.withDescription(
+    "Total length of the drill in seconds (at least 14 for --scenario all, 10 for soak, 4 for one fault)"
+  ),
   Flag.withDefault(45)
 )
 
-const scenario = Flag.Literals("scenario", Faults.scenarios).pipe(
+const scenario = Flag.Literals("scenario", Plan.scenarios).pipe(
   Flag.withDescription(
-    "Which faults: all of them in turn, or one repeated (freeze and restart need the embedded redis-server)"
+    "Which faults: all of them in turn, soak (random faults every 1-2 s for the whole duration), or one repeated " +
+      "(freeze and restart need the embedded redis-server)"
   ),
   Flag.withDefault("all" as const)
 )

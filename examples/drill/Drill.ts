@@ -18,7 +18,9 @@ import { buildRedisChannelName, type RedisOptions, RedisService, RedisSubscriber
 import * as Dashboard from "./Dashboard.ts"
 import * as Faults from "./Faults.ts"
 import * as Monitor from "./Monitor.ts"
+import * as Plan from "./Plan.ts"
 import * as Report from "./Report.ts"
+import * as Runner from "./Runner.ts"
 import * as Target from "./Target.ts"
 import * as Workload from "./Workload.ts"
 
@@ -32,7 +34,7 @@ export { DrillError } from "./Target.ts"
  */
 export interface DrillOptions {
   readonly durationSeconds: number
-  readonly scenario: Faults.Scenario
+  readonly scenario: Plan.Scenario
   readonly display: Dashboard.Display
   /** Drill against this server instead of an embedded one. */
   readonly redisUrl?: string | undefined
@@ -61,17 +63,16 @@ const MARGIN_MILLIS = 500
 
 const ms = Duration.toMillis
 
-const boundsOf = (config: RedisService["Service"]["config"], plan: Faults.Plan): Report.Bounds => {
+// `disruptive`: how many disruptive faults were injected (a soak knows only at the end).
+const boundsOf = (config: RedisService["Service"]["config"], disruptive: number): Report.Bounds => {
   const attempt = ms(config.acquireTimeout) + ms(config.commandTimeout)
   const heartbeat = config.heartbeat!
-  const disruptive = plan.faults.filter((kind) => Faults.catalog[kind].disruptive).length
+  const callMillis = Object.fromEntries(Workload.operations.map((operation) => [
+    operation,
+    (Workload.isRetried(operation) ? 2 : 1) * attempt + MARGIN_MILLIS
+  ])) as Report.Bounds["callMillis"]
   return {
-    callMillis: {
-      GET: 2 * attempt + MARGIN_MILLIS,
-      SET: 2 * attempt + MARGIN_MILLIS,
-      INCR: attempt + MARGIN_MILLIS,
-      PUBLISH: attempt + MARGIN_MILLIS
-    },
+    callMillis,
     detectionMillis: ms(heartbeat.interval) * heartbeat.misses + ms(heartbeat.timeout) + MARGIN_MILLIS,
     recoveryMillis: ms(config.reconnect.cap) + ms(config.connectTimeout) + ms(config.breaker.maxOpenDuration) + 1_000,
     connectionsOpened: 1 + disruptive + 2
@@ -121,7 +122,8 @@ const verify = (target: Target.Target, prefix: string, ledger: Workload.Ledger) 
       })
     }
     const counter = Number(await client.get(prefix + ledger.counter.key) ?? 0)
-    return { writesPresent, writesMissing, writesWrong, examples, counter }
+    const onceCounter = Number(await client.get(prefix + ledger.exactlyOnce.key) ?? 0)
+    return { writesPresent, writesMissing, writesWrong, examples, counter, onceCounter }
   })
 
 // Against a server of someone else's, the drill leaves nothing behind.
@@ -135,6 +137,23 @@ const cleanup = (target: Target.Target, prefix: string) =>
     } while (cursor !== "0")
   })
 
+const header = (plan: Plan.Plan, target: Target.Target): string => {
+  const { schedule } = plan
+  const seconds = (millis: number) => (millis / 1000).toFixed(1)
+  const faults = plan.soak
+    ? `random faults every ${seconds(plan.minGapMillis)}-${seconds(2 * plan.slotMillis - plan.minGapMillis)} s ` +
+      `(${Faults.kinds.filter((kind) => !plan.skipped.includes(kind)).join(", ")}), ` +
+      `each held ${seconds(Plan.soakRanges.holdMillis.min)}-${seconds(plan.holdMillis)} s`
+    : `${schedule.length} faults (` +
+      (schedule.length === 1 ? Faults.catalog[schedule[0]!.kind].title : schedule.map((f) => f.kind).join(", ")) +
+      `), each held ${seconds(plan.holdMillis)} s`
+  return `Chaos drill: --scenario ${plan.scenario}, ${plan.totalMillis / 1000} s, ${faults}\n` +
+    (plan.skipped.length > 0 ? `Skipped (need the embedded server): ${plan.skipped.join(", ")}\n` : "") +
+    `Redis: ${target.label}, behind the chaos proxy on ${target.proxy.host}:${target.proxy.port}\n` +
+    "Workload: 3 readers, 2 writers, 2 incrementers, 2 exactly-once incrementers (idempotency keys), " +
+    "1 publisher, 1 subscriber with polling fallback\n\n"
+}
+
 /**
  * The plan a scenario and a duration give, or why they do not fit.
  *
@@ -143,8 +162,8 @@ const cleanup = (target: Target.Target, prefix: string) =>
  */
 export const planFor = (
   options: Pick<DrillOptions, "durationSeconds" | "scenario" | "redisUrl">
-): Effect.Effect<Faults.Plan, Target.DrillError> =>
-  Result.match(Faults.plan(options.scenario, options.durationSeconds, options.redisUrl === undefined), {
+): Effect.Effect<Plan.Plan, Target.DrillError> =>
+  Result.match(Plan.plan(options.scenario, options.durationSeconds, options.redisUrl === undefined), {
     onFailure: (message) => Effect.fail(new Target.DrillError({ message })),
     onSuccess: Effect.succeed
   })
@@ -180,35 +199,27 @@ export const run = Effect.fnUntraced(function*(
   )
   const redis = Context.get(context, RedisService)
   const subscriber = Context.get(context, RedisSubscriber)
-  const bounds = boundsOf(redis.config, plan)
-
-  if (options.display !== "none") {
-    const faults = plan.faults.length === 1
-      ? Faults.catalog[plan.faults[0]!].title
-      : plan.faults.map((kind) => kind).join(", ")
-    write(
-      `Chaos drill: --scenario ${plan.scenario}, ${plan.totalMillis / 1000} s, ${plan.faults.length} faults ` +
-        `(${faults}), each held ${(plan.holdMillis / 1000).toFixed(1)} s\n` +
-        (plan.skipped.length > 0 ? `Skipped (need the embedded server): ${plan.skipped.join(", ")}\n` : "") +
-        `Redis: ${target.label}, behind the chaos proxy on ${target.proxy.host}:${target.proxy.port}\n` +
-        "Workload: 3 readers, 2 writers, 2 incrementers, 1 publisher, 1 subscriber with polling fallback\n\n"
-    )
-  }
+  // The connections bound is set again once the faults are known.
+  const limits = boundsOf(redis.config, 0)
+  if (options.display !== "none") write(header(plan, target))
 
   const timeline = Monitor.makeTimeline()
   const monitor = yield* Monitor.make(timeline, redis, subscriber)
   const workload = yield* Workload.start({
     timeline,
     channel: buildRedisChannelName("drill", runId, "events"),
-    guardMillis: 3 * bounds.callMillis.GET
+    guardMillis: 3 * limits.callMillis.GET,
+    // 10 minutes (for a server of someone else's), or twice the drill: nothing may expire while the drill runs.
+    ttl: Duration.seconds(Math.max(600, 2 * options.durationSeconds))
   }).pipe(Effect.provide(context))
-  const runner = Faults.makeRunner(plan, {
+  const runner = Runner.makeRunner(plan, {
     target,
     redis,
     monitor,
     stats: workload.stats,
     probeKey: "probe",
-    recoveryWaitMillis: bounds.recoveryMillis + 2_000
+    recoveryWaitMillis: limits.recoveryMillis + 2_000,
+    detectionWaitMillis: limits.detectionMillis
   })
   const dashboard = yield* Dashboard.start(options.display, {
     monitor,
@@ -228,10 +239,12 @@ export const run = Effect.fnUntraced(function*(
 
   const verification = yield* verify(target, prefix, workload.ledger)
   const health = yield* redis.health
+  const phases = Runner.injected(runner.phases)
+  const bounds = boundsOf(redis.config, phases.filter((phase) => phase.spec.disruptive).length)
   return Report.make({
     target,
     plan,
-    phases: runner.phases,
+    phases,
     stats: workload.stats,
     ledger: workload.ledger,
     pubsub: workload.pubsub,

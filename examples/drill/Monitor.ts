@@ -93,6 +93,8 @@ export interface Monitor {
   readonly losses: ReadonlyArray<{ readonly at: number; readonly reason: string }>
   /** Times (ms) at which the subscriber went back to live delivery. */
   readonly liveAgain: ReadonlyArray<number>
+  /** Times (ms) at which the subscriber fell back to polling. */
+  readonly fellBack: ReadonlyArray<number>
   /** Called synchronously when the command connection leaves `Ready` (detection of a fault). */
   readonly onLoss: (listener: (at: number, reason: string) => void) => void
 }
@@ -147,6 +149,7 @@ export const make = Effect.fnUntraced(function*(
   let wasLive = false
   const losses: Array<{ at: number; reason: string }> = []
   const liveAgain: Array<number> = []
+  const fellBack: Array<number> = []
   const lossListeners: Array<(at: number, reason: string) => void> = []
 
   let failedAttempts = 0
@@ -185,6 +188,8 @@ export const make = Effect.fnUntraced(function*(
         if (next === "live") {
           liveAgain.push(timeline.now())
           wasLive = true
+        } else {
+          fellBack.push(timeline.now())
         }
       }
       mode = next
@@ -197,6 +202,7 @@ export const make = Effect.fnUntraced(function*(
     subscriberMode: () => mode,
     losses,
     liveAgain,
+    fellBack,
     onLoss: (listener) => {
       lossListeners.push(listener)
     }

@@ -4,8 +4,10 @@
  *
  * @since 0.1.0
  */
-import type { FaultKind, Phase, Plan, Scenario } from "./Faults.ts"
 import { formatMillis } from "./Dashboard.ts"
+import { type FaultKind, kinds } from "./Faults.ts"
+import type { Plan, Scenario } from "./Plan.ts"
+import type { Phase } from "./Runner.ts"
 import type { Target } from "./Target.ts"
 import {
   type Ledger,
@@ -59,6 +61,8 @@ export interface Verification {
   readonly writesWrong: number
   readonly examples: ReadonlyArray<string>
   readonly counter: number
+  /** The exactly-once incrementers' counter. */
+  readonly onceCounter: number
 }
 
 /**
@@ -70,6 +74,7 @@ export interface Verification {
 export interface ReportInput {
   readonly target: Target
   readonly plan: Plan
+  /** The faults that were injected. */
   readonly phases: ReadonlyArray<Phase>
   readonly stats: Stats
   readonly ledger: Ledger
@@ -157,6 +162,18 @@ export interface Report {
       readonly notApplied: number
       readonly final: number
     }
+    readonly exactlyOnce: {
+      readonly keys: number
+      readonly settled: number
+      readonly pending: number
+      readonly calls: number
+      readonly failed: number
+      readonly failedSent: number
+      readonly settleCalls: number
+      readonly replayed: number
+      readonly replayedUnsent: number
+      readonly final: number
+    }
   }
   readonly pubsub: {
     readonly published: number
@@ -189,7 +206,26 @@ export interface Report {
     readonly p50Ms: number | null
     readonly p99Ms: number | null
   }>
+  /** The faults summed up by kind (a soak has hundreds). */
+  readonly faultsByKind: Readonly<Partial<Record<FaultKind, KindFigures>>>
   readonly checks: ReadonlyArray<Check>
+}
+
+/**
+ * The faults of one kind: how many, how fast they were detected and recovered from (`null`: not measured, as for
+ * latency), and the calls that failed meanwhile.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface KindFigures {
+  readonly count: number
+  readonly detectedP50Ms: number | null
+  readonly detectedMaxMs: number | null
+  readonly recoveredP50Ms: number | null
+  readonly recoveredMaxMs: number | null
+  readonly failed: number
+  readonly errors: Readonly<Record<string, number>>
 }
 
 const round = (millis: number): number => millis < 10 ? Math.round(millis * 100) / 100 : Math.round(millis)
@@ -205,6 +241,29 @@ const missingOf = (input: ReportInput): Array<OutboxEntry> =>
 const describeMissing = (entry: OutboxEntry): string =>
   `#${entry.seq} (published at ${(entry.at / 1000).toFixed(2)} s, ` +
   (entry.receivers === undefined ? "PUBLISH failed)" : `reached ${entry.receivers} subscribers)`)
+
+// Each latency fault's p99, or their range when there are many (a soak).
+const p99s = (phases: ReadonlyArray<Phase>): string => {
+  const values = phases.flatMap((p) => p.p99Millis === undefined ? [] : [p.p99Millis])
+  if (phases.length <= 6 || values.length === 0) {
+    return phases.map((p) => p.p99Millis === undefined ? "-" : formatMillis(p.p99Millis)).join(", ")
+  }
+  return `${formatMillis(Math.min(...values))} to ${formatMillis(Math.max(...values))} (${phases.length} faults)`
+}
+
+const exactlyOnceCheck = (ledger: Ledger, verification: Verification): Check => {
+  const once = ledger.exactlyOnce
+  return {
+    id: "exactly-once",
+    name: "INCRs with an idempotency key applied exactly once",
+    passed: verification.onceCounter === once.keys && once.pending === 0,
+    detail: `counter ${count(verification.onceCounter)} ${verification.onceCounter === once.keys ? "=" : "!="} ` +
+      `${count(once.keys)} idempotency keys; ${count(once.calls)} calls, ${count(once.failed)} failed ` +
+      `(${count(once.failedSent)} with sent: true), retried with their key` +
+      (once.pending > 0 ? `; ${once.pending} keys still failing at the end` : ", all settled") +
+      `; ${count(once.replayed)} retries got the recorded reply (${count(once.replayedUnsent)} after sent: false)`
+  }
+}
 
 const checksOf = (input: ReportInput): Array<Check> => {
   const { bounds, ledger, phases, pubsub, stats, verification } = input
@@ -257,6 +316,7 @@ const checksOf = (input: ReportInput): Array<Check> => {
     detail: `counter ${count(verification.counter)} <= ${count(counter.acknowledged)} acknowledged + ` +
       `${count(counter.maybeApplied)} failed with sent: true (${count(counter.notApplied)} failed unsent)`
   })
+  checks.push(exactlyOnceCheck(ledger, verification))
 
   const disruptive = phases.filter((p) => p.spec.disruptive)
   checks.push({
@@ -309,8 +369,7 @@ const checksOf = (input: ReportInput): Array<Check> => {
       id: "latency-harmless",
       name: "added latency fails nothing",
       passed: failed === 0 && losses === 0,
-      detail: `${failed} failed calls, ${losses} connections dropped; p99 while slowed ` +
-        latency.map((p) => p.p99Millis === undefined ? "-" : formatMillis(p.p99Millis)).join(", ")
+      detail: `${failed} failed calls, ${losses} connections dropped; p99 while slowed ${p99s(latency)}`
     })
   }
 
@@ -399,6 +458,18 @@ export const make = (input: ReportInput): Report => {
         maybeApplied: ledger.counter.maybeApplied,
         notApplied: ledger.counter.notApplied,
         final: input.verification.counter
+      },
+      exactlyOnce: {
+        keys: ledger.exactlyOnce.keys,
+        settled: ledger.exactlyOnce.settled,
+        pending: ledger.exactlyOnce.pending,
+        calls: ledger.exactlyOnce.calls,
+        failed: ledger.exactlyOnce.failed,
+        failedSent: ledger.exactlyOnce.failedSent,
+        settleCalls: ledger.exactlyOnce.settleCalls,
+        replayed: ledger.exactlyOnce.replayed,
+        replayedUnsent: ledger.exactlyOnce.replayedUnsent,
+        final: input.verification.onceCounter
       }
     },
     pubsub: {
@@ -431,11 +502,75 @@ export const make = (input: ReportInput): Report => {
       p50Ms: p.p50Millis === undefined ? null : round(p.p50Millis),
       p99Ms: p.p99Millis === undefined ? null : round(p.p99Millis)
     })),
+    faultsByKind: byKind(input.phases),
     checks
   }
 }
 
+const byKind = (phases: ReadonlyArray<Phase>): Report["faultsByKind"] => {
+  const summary: Partial<Record<FaultKind, KindFigures>> = {}
+  for (const kind of kinds) {
+    const of = phases.filter((p) => p.spec.kind === kind)
+    if (of.length === 0) continue
+    const measured = (times: Array<number | null>) => {
+      const values = times.filter((t): t is number => t !== null)
+      return values.length === 0
+        ? { p50: null, max: null }
+        : { p50: round(percentile(values, 0.5)), max: round(Math.max(...values)) }
+    }
+    const detected = measured(of.map((p) => p.spec.disruptive ? since(p.detectedAt, p.injectedAt) : null))
+    const recovered = measured(of.map((p) => p.spec.disruptive ? since(p.recoveredAt, p.liftedAt) : null))
+    const errors: Record<string, number> = {}
+    for (const p of of) for (const [tag, n] of Object.entries(p.errors)) errors[tag] = (errors[tag] ?? 0) + n
+    summary[kind] = {
+      count: of.length,
+      detectedP50Ms: detected.p50,
+      detectedMaxMs: detected.max,
+      recoveredP50Ms: recovered.p50,
+      recoveredMaxMs: recovered.max,
+      failed: of.reduce((sum, p) => sum + p.failed, 0),
+      errors: Object.fromEntries(Object.entries(errors).sort((a, b) => b[1] - a[1]))
+    }
+  }
+  return summary
+}
+
 const orDash = (millis: number | null): string => millis === null ? "-" : formatMillis(millis)
+
+const tagList = (errors: Readonly<Record<string, number>>): string =>
+  Object.entries(errors).map(([tag, n]) => `${tag} ${count(n)}`).join(", ")
+
+// One line per fault, and the calls of its time; a long run (a soak) gets one line per kind instead.
+const faultLines = (report: Report): Array<string> => {
+  if (report.faults.length > 12) {
+    return [
+      `Faults (${count(report.faults.length)})`.padEnd(21) + "detected p50 / max".padEnd(21) +
+      "recovered p50 / max".padEnd(21) + "failed calls",
+      ...Object.entries(report.faultsByKind).map(([kind, f]) => {
+        const pair = (p50: number | null, max: number | null) =>
+          p50 === null ? "-" : `${formatMillis(p50)} / ${orDash(max)}`
+        const errors = tagList(f.errors)
+        return `  ${kind.padEnd(10)}${String(f.count).padStart(5)}    ` +
+          `${pair(f.detectedP50Ms, f.detectedMaxMs).padEnd(21)}${pair(f.recoveredP50Ms, f.recoveredMaxMs).padEnd(21)}` +
+          `${count(f.failed)}${errors === "" ? "" : `: ${errors}`}`
+      })
+    ]
+  }
+  return [
+    "Faults                    detected    recovered   pub/sub live  detected by",
+    ...report.faults.flatMap((f) => {
+      const errors = tagList(f.errors)
+      const title = `${String(f.index).padStart(2)}. ${f.title}`.padEnd(26)
+      const detected = f.kind === "latency" ? "-" : orDash(f.detectedAfterMs)
+      const by = f.kind === "latency" ? `(not a failure: p99 ${orDash(f.p99Ms)})` : f.detectedBy ?? "-"
+      const recovered = f.kind === "latency" ? "-" : orDash(f.recoveredAfterMs)
+      return [
+        `${title}${detected.padEnd(12)}${recovered.padEnd(12)}${orDash(f.pubsubLiveAfterMs).padEnd(14)}${by}`,
+        `${"".padEnd(8)}${count(f.ok)} ok, ${count(f.failed)} failed${errors === "" ? "" : `: ${errors}`}`
+      ]
+    })
+  ]
+}
 
 /**
  * The report for people: figures, one line per fault, one line per check, the verdict.
@@ -453,13 +588,23 @@ export const renderText = (report: Report): string => {
       `${workload.hung} hung; p50 ${formatMillis(workload.latency.p50Ms)}, ` +
       `p99 ${formatMillis(workload.latency.p99Ms)}` +
       ` (successful calls), slowest call ${formatMillis(workload.latency.maxMs)}`,
-    `Errors      ${
-      Object.entries(workload.errors).map(([tag, n]) => `${tag} ${count(n)}`).join(", ") || "none"
-    }`,
+    `Errors      ${tagList(workload.errors) || "none"}`,
+    ...operations.map((op, i) => {
+      const f = workload.operations[op]
+      return `${i === 0 ? "Operations" : ""}`.padEnd(12) + `${op.padEnd(10)}${count(f.calls).padStart(8)} calls, ` +
+        `${count(f.ok)} ok, ${count(f.failed)} failed; p50 ${formatMillis(f.p50Ms)}, p99 ${formatMillis(f.p99Ms)}, ` +
+        `slowest ${formatMillis(f.maxMs)}`
+    }),
     `Ledger      ${count(ledger.writes.acknowledged)} acknowledged SETs, ` +
       `${count(ledger.reads.checked)} checked GETs, ` +
       `counter ${count(ledger.counter.final)} after ${count(ledger.counter.acknowledged)} acknowledged INCRs ` +
       `(+${count(ledger.counter.maybeApplied)} maybe applied, ${count(ledger.counter.notApplied)} not sent)`,
+    `Exactly once counter ${count(ledger.exactlyOnce.final)} for ${count(ledger.exactlyOnce.keys)} idempotency keys: ` +
+      `${count(ledger.exactlyOnce.calls)} INCRs, ${count(ledger.exactlyOnce.failed)} failed ` +
+      `(${count(ledger.exactlyOnce.failedSent)} with sent: true), ` +
+      `${count(ledger.exactlyOnce.settleCalls)} calls to settle at the end, ${ledger.exactlyOnce.pending} left; ` +
+      `${count(ledger.exactlyOnce.replayed)} retries answered from the record ` +
+      `(${count(ledger.exactlyOnce.replayedUnsent)} of keys told sent: false)`,
     `Pub/sub     ${count(pubsub.published)} published, ${count(pubsub.delivered)} received ` +
       `(${count(pubsub.live)} live, ${count(pubsub.polled)} by polling, ${pubsub.caughtUp} by catch-up), ` +
       `${pubsub.gaps} gaps reported, ` +
@@ -470,23 +615,7 @@ export const renderText = (report: Report): string => {
       report.connection.circuit,
     ""
   )
-  if (report.faults.length > 0) {
-    lines.push(
-      "Faults                    detected    recovered   pub/sub live  detected by",
-      ...report.faults.flatMap((f) => {
-        const errors = Object.entries(f.errors).map(([tag, n]) => `${tag} ${count(n)}`).join(", ")
-        const title = `${String(f.index).padStart(2)}. ${f.title}`.padEnd(26)
-        const detected = f.kind === "latency" ? "-" : orDash(f.detectedAfterMs)
-        const by = f.kind === "latency" ? `(not a failure: p99 ${orDash(f.p99Ms)})` : f.detectedBy ?? "-"
-        const recovered = f.kind === "latency" ? "-" : orDash(f.recoveredAfterMs)
-        return [
-          `${title}${detected.padEnd(12)}${recovered.padEnd(12)}${orDash(f.pubsubLiveAfterMs).padEnd(14)}${by}`,
-          `${"".padEnd(8)}${count(f.ok)} ok, ${count(f.failed)} failed${errors === "" ? "" : `: ${errors}`}`
-        ]
-      }),
-      ""
-    )
-  }
+  if (report.faults.length > 0) lines.push(...faultLines(report), "")
   lines.push("Checks")
   for (const check of report.checks) {
     lines.push(`  ${check.passed ? "PASS" : "FAIL"}  ${check.name}: ${check.detail}`)

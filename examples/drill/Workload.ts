@@ -3,19 +3,28 @@
  * `RedisSubscriber`, and keep a local ledger of what Redis acknowledged so that the report can check it afterwards.
  *
  * Readers GET keys whose SET was acknowledged and compare the value; writers SET unique keys; incrementers INCR one
- * counter and count acknowledged increments and the failed ones that may have been applied (`sent: true`); a
- * publisher appends to an in-memory outbox (standing for the app's database) and PUBLISHes; a subscriber reads the
- * channel with `subscribeWithFallback`, polling the outbox while pub/sub is down.
+ * counter and count acknowledged increments and the failed ones that may have been applied (`sent: true`);
+ * exactly-once incrementers INCR another with idempotency keys (`ExactlyOnce.ts`); a publisher appends to an
+ * in-memory outbox (standing for the app's database) and PUBLISHes; a subscriber reads the channel with
+ * `subscribeWithFallback`, polling the outbox while pub/sub is down.
  *
  * @since 0.1.0
  */
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import { RedisService, type RedisError, RedisSubscriber } from "../../src/index.ts"
+import {
+  type RedisError,
+  RedisService,
+  type RedisServiceShape,
+  RedisSubscriber,
+  type RedisSubscriberShape
+} from "../../src/index.ts"
+import * as ExactlyOnce from "./ExactlyOnce.ts"
 import type { Timeline } from "./Monitor.ts"
 
 /**
@@ -24,21 +33,23 @@ import type { Timeline } from "./Monitor.ts"
  * @since 0.1.0
  * @category models
  */
-export type Operation = "GET" | "SET" | "INCR" | "PUBLISH"
+export type Operation = "GET" | "SET" | "INCR" | "INCR-once" | "PUBLISH"
 
 /**
  * @since 0.1.0
  * @category models
  */
-export const operations: ReadonlyArray<Operation> = ["GET", "SET", "INCR", "PUBLISH"]
+export const operations: ReadonlyArray<Operation> = ["GET", "SET", "INCR", "INCR-once", "PUBLISH"]
 
 /**
- * Whether the layer retries the operation once after a lost connection (so it may take two attempts).
+ * Whether the layer retries the operation once after a lost connection (so it may take two attempts): the idempotent
+ * ones, and an INCR with an idempotency key.
  *
  * @since 0.1.0
  * @category models
  */
-export const isRetried = (operation: Operation): boolean => operation === "GET" || operation === "SET"
+export const isRetried = (operation: Operation): boolean =>
+  operation === "GET" || operation === "SET" || operation === "INCR-once"
 
 /**
  * The tag recorded for a call that did not complete within the drill's guard: the layer let it hang.
@@ -91,9 +102,17 @@ export interface Stats {
   readonly errors: ReadonlyMap<string, number>
   /** Returns the figures since the previous call and starts a new window. */
   readonly takeWindow: () => Window
-  /** Called synchronously for every failed call (detection of a fault). */
-  readonly onFailure: (listener: (at: number, operation: Operation, tag: string) => void) => void
+  /** Called synchronously for every failed call (detection of a fault), with when the call started. */
+  readonly onFailure: (listener: FailureListener) => void
 }
+
+/**
+ * Told of every failed call: when it failed and when it started (ms since the start of the drill).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type FailureListener = (at: number, operation: Operation, tag: string, startedAt: number) => void
 
 /**
  * What Redis acknowledged, kept locally.
@@ -120,6 +139,8 @@ export interface Ledger {
     /** INCRs that failed before they were sent: not applied. */
     notApplied: number
   }
+  /** The exactly-once incrementers: INCRs with idempotency keys, retried until they succeed. */
+  readonly exactlyOnce: ExactlyOnce.ExactlyOnceFigures
 }
 
 /**
@@ -173,8 +194,9 @@ export interface Workload {
   /** The outbox: every message the publisher meant to publish. */
   readonly outbox: ReadonlyArray<OutboxEntry>
   /**
-   * Stops the workload gracefully: every fiber finishes the call it is in (so every outcome is in the ledger), then
-   * the subscriber gets a moment to receive what is still in flight.
+   * Stops the workload gracefully: every fiber finishes the call it is in (so every outcome is in the ledger), the
+   * exactly-once incrementers settle their pending keys, then the subscriber gets a moment to receive what is still in
+   * flight.
    */
   readonly stop: Effect.Effect<void>
 }
@@ -193,6 +215,13 @@ export interface WorkloadOptions {
   readonly readers?: number | undefined
   readonly writers?: number | undefined
   readonly incrementers?: number | undefined
+  /** INCRs with idempotency keys. Default 2. */
+  readonly exactlyOnceIncrementers?: number | undefined
+  /**
+   * When what the workload writes expires (SETs, and the exactly-once incrementers' recorded replies): longer than
+   * the drill, or a key would read as lost and a late retry would apply its INCR again.
+   */
+  readonly ttl: Duration.Input
   /** Pause between two calls of one fiber. Default 20 ms. */
   readonly pauseMillis?: number | undefined
 }
@@ -203,9 +232,6 @@ const failureOf = (exit: Exit.Exit<unknown, RedisError>): RedisError | undefined
   const reason = exit.cause.reasons.find((r) => r._tag === "Fail")
   return reason?._tag === "Fail" ? reason.error : undefined
 }
-
-const mayHaveBeenApplied = (error: RedisError | undefined): boolean =>
-  error !== undefined && "sent" in error && error.sent === true
 
 /**
  * The `q`-quantile (0..1) of some durations, 0 when there are none.
@@ -225,14 +251,15 @@ const makeStats = (timeline: Timeline) => {
     GET: figures(),
     SET: figures(),
     INCR: figures(),
+    "INCR-once": figures(),
     PUBLISH: figures()
   }
   const errors = new Map<string, number>()
-  const listeners: Array<(at: number, operation: Operation, tag: string) => void> = []
+  const listeners: Array<FailureListener> = []
   let windowStart = timeline.now()
   let window = { ok: 0, failed: 0, durations: [] as Array<number>, errors: new Map<string, number>() }
 
-  const record = (operation: Operation, millis: number, tag: string | undefined) => {
+  const record = (operation: Operation, startedAt: number, millis: number, tag: string | undefined) => {
     const entry = byOperation[operation]
     entry.calls++
     if (millis > entry.maxMillis) entry.maxMillis = millis
@@ -249,7 +276,7 @@ const makeStats = (timeline: Timeline) => {
     window.failed++
     window.errors.set(tag, (window.errors.get(tag) ?? 0) + 1)
     const at = timeline.now()
-    for (const listener of listeners) listener(at, operation, tag)
+    for (const listener of listeners) listener(at, operation, tag, startedAt)
   }
 
   const stats: Stats = {
@@ -269,6 +296,29 @@ const makeStats = (timeline: Timeline) => {
   return { stats, record }
 }
 
+type Recorder = (operation: Operation, startedAt: number, millis: number, tag: string | undefined) => void
+
+// Every call is timed and guarded: one that outlives the guard is recorded as hung and interrupted.
+const makeCall = (timeline: Timeline, guardMillis: number, record: Recorder) =>
+<A>(operation: Operation, effect: Effect.Effect<A, RedisError>): Effect.Effect<Exit.Exit<A, RedisError>> =>
+  Effect.suspend(() => {
+    const startedAt = timeline.now()
+    return effect.pipe(
+      Effect.exit,
+      Effect.timeoutOption(guardMillis),
+      Effect.map((outcome) => {
+        const millis = timeline.now() - startedAt
+        if (Option.isNone(outcome)) {
+          record(operation, startedAt, millis, HUNG)
+          return Exit.die(new Error(`${operation} hung`)) as Exit.Exit<A, RedisError>
+        }
+        const error = failureOf(outcome.value)
+        record(operation, startedAt, millis, Exit.isSuccess(outcome.value) ? undefined : error?._tag ?? "Defect")
+        return outcome.value
+      })
+    )
+  })
+
 /**
  * Starts the workload in the current scope (closing the scope interrupts it; `stop` ends it gracefully).
  *
@@ -280,51 +330,20 @@ export const start = Effect.fnUntraced(function*(
 ): Effect.fn.Return<Workload, never, RedisService | RedisSubscriber | Scope.Scope> {
   const redis = yield* RedisService
   const subscriber = yield* RedisSubscriber
-  const { timeline, channel, guardMillis } = options
+  const { timeline } = options
   const pauseMillis = options.pauseMillis ?? 20
   const { stats, record } = makeStats(timeline)
+  const call = makeCall(timeline, options.guardMillis, record)
   const writes = new Map<string, string>()
   const writeKeys: Array<string> = []
+  const once = ExactlyOnce.make({ redis, call, idempotencyTtl: options.ttl })
   const ledger: Ledger = {
     writes,
     reads: { checked: 0, wrong: 0, examples: [] },
-    counter: { key: "counter", acknowledged: 0, maybeApplied: 0, notApplied: 0 }
-  }
-  const outbox: Array<OutboxEntry> = []
-  const pubsub: PubSubFigures = {
-    channel,
-    published: 0,
-    acknowledged: 0,
-    delivered: new Set(),
-    live: 0,
-    polled: 0,
-    caughtUp: 0,
-    duplicates: 0,
-    gaps: 0,
-    resubscribed: 0,
-    failure: undefined
+    counter: { key: "counter", acknowledged: 0, maybeApplied: 0, notApplied: 0 },
+    exactlyOnce: once.figures
   }
   let stopping = false
-
-  // Every call is timed and guarded: one that outlives the guard is recorded as hung and interrupted.
-  const call = <A>(operation: Operation, effect: Effect.Effect<A, RedisError>) =>
-    Effect.suspend(() => {
-      const started = performance.now()
-      return effect.pipe(
-        Effect.exit,
-        Effect.timeoutOption(guardMillis),
-        Effect.map((outcome) => {
-          const millis = performance.now() - started
-          if (Option.isNone(outcome)) {
-            record(operation, millis, HUNG)
-            return Exit.die(new Error(`${operation} hung`)) as Exit.Exit<A, RedisError>
-          }
-          const error = failureOf(outcome.value)
-          record(operation, millis, Exit.isSuccess(outcome.value) ? undefined : error?._tag ?? "Defect")
-          return outcome.value
-        })
-      )
-    })
 
   const worker = (step: (n: number) => Effect.Effect<void>, pause: number) =>
     Effect.gen(function*() {
@@ -356,7 +375,7 @@ export const start = Effect.fnUntraced(function*(
     Effect.gen(function*() {
       const key = `w:${worker}:${n}`
       const value = `${worker}.${n}.${Math.random().toString(36).slice(2, 8)}`
-      const exit = yield* call("SET", redis.set(key, value, { ttl: "10 minutes" }))
+      const exit = yield* call("SET", redis.set(key, value, { ttl: options.ttl }))
       if (Exit.isSuccess(exit) && exit.value) {
         writes.set(key, value)
         writeKeys.push(key)
@@ -367,34 +386,77 @@ export const start = Effect.fnUntraced(function*(
     Effect.gen(function*() {
       const exit = yield* call("INCR", redis.incr(ledger.counter.key))
       if (Exit.isSuccess(exit)) ledger.counter.acknowledged++
-      else if (mayHaveBeenApplied(failureOf(exit))) ledger.counter.maybeApplied++
+      else if (ExactlyOnce.mayHaveBeenApplied(exit)) ledger.counter.maybeApplied++
       else ledger.counter.notApplied++
     })
+
+  const pubsub = yield* startPubSub(redis, subscriber, timeline, options.channel, call)
+  const workers = [
+    ...Array.from({ length: options.readers ?? 3 }, (_, i) => worker(read(i), pauseMillis)),
+    ...Array.from({ length: options.writers ?? 2 }, (_, i) => worker(write(i), pauseMillis)),
+    ...Array.from({ length: options.incrementers ?? 2 }, () => worker(increment, pauseMillis)),
+    ...Array.from({ length: options.exactlyOnceIncrementers ?? 2 }, (_, i) => worker(once.step(i), pauseMillis)),
+    worker(pubsub.publish, 100)
+  ]
+  const fibers = yield* Effect.forEach(workers, (effect) => Effect.forkScoped(effect))
+
+  const stop = Effect.gen(function*() {
+    stopping = true
+    yield* Fiber.joinAll(fibers)
+    yield* once.settle
+    yield* pubsub.stop
+  })
+
+  return { stats, ledger, pubsub: pubsub.figures, outbox: pubsub.outbox, stop }
+})
+
+// The publisher's step, and the subscriber with its fallback, its catch-up and its event counts.
+const startPubSub = Effect.fnUntraced(function*(
+  redis: RedisServiceShape,
+  subscriber: RedisSubscriberShape,
+  timeline: Timeline,
+  channel: string,
+  call: ReturnType<typeof makeCall>
+) {
+  const outbox: Array<OutboxEntry> = []
+  const figures: PubSubFigures = {
+    channel,
+    published: 0,
+    acknowledged: 0,
+    delivered: new Set(),
+    live: 0,
+    polled: 0,
+    caughtUp: 0,
+    duplicates: 0,
+    gaps: 0,
+    resubscribed: 0,
+    failure: undefined
+  }
 
   const publish = (n: number) =>
     Effect.gen(function*() {
       const entry: OutboxEntry = { seq: n + 1, at: timeline.now(), receivers: undefined }
       outbox.push(entry)
-      pubsub.published++
+      figures.published++
       const exit = yield* call("PUBLISH", redis.publish(channel, String(entry.seq)))
       if (Exit.isSuccess(exit)) {
-        pubsub.acknowledged++
+        figures.acknowledged++
         entry.receivers = exit.value
       }
     })
 
   // Polling stands for reading the app's own database: it returns what was published and not received yet.
   const poll = Effect.sync(() =>
-    outbox.filter((entry) => !pubsub.delivered.has(entry.seq)).map((entry) => `poll:${entry.seq}`)
+    outbox.filter((entry) => !figures.delivered.has(entry.seq)).map((entry) => `poll:${entry.seq}`)
   )
   const deliver = (message: string, source: "live" | "polled" | "caughtUp") => {
     const seq = Number(message.startsWith("poll:") ? message.slice(5) : message)
-    if (pubsub.delivered.has(seq)) {
-      pubsub.duplicates++
+    if (figures.delivered.has(seq)) {
+      figures.duplicates++
       return
     }
-    pubsub.delivered.add(seq)
-    pubsub[source]++
+    figures.delivered.add(seq)
+    figures[source]++
   }
   const receive = subscriber.subscribeWithFallback(channel, { poll, interval: "200 millis" }).pipe(
     Stream.runForEach((message) =>
@@ -402,8 +464,8 @@ export const start = Effect.fnUntraced(function*(
     ),
     Effect.catch((error) =>
       Effect.sync(() => {
-        pubsub.failure = `${error._tag}: ${error.message}`
-        timeline.emit("pubsub", `subscriber stream failed: ${pubsub.failure}`)
+        figures.failure = `${error._tag}: ${error.message}`
+        timeline.emit("pubsub", `subscriber stream failed: ${figures.failure}`)
       })
     )
   )
@@ -418,7 +480,7 @@ export const start = Effect.fnUntraced(function*(
       Effect.sleep(250),
       Effect.sync(() => {
         for (const entry of outbox) {
-          if (entry.at <= before && !pubsub.delivered.has(entry.seq)) deliver(String(entry.seq), "caughtUp")
+          if (entry.at <= before && !figures.delivered.has(entry.seq)) deliver(String(entry.seq), "caughtUp")
         }
       })
     )
@@ -431,33 +493,23 @@ export const start = Effect.fnUntraced(function*(
   const watchGaps = subscriber.events(channel).pipe(
     Stream.runForEach((event) =>
       event._tag === "Gap"
-        ? Effect.andThen(Effect.sync(() => pubsub.gaps++), catchUp)
+        ? Effect.andThen(Effect.sync(() => figures.gaps++), catchUp)
         : Effect.sync(() => {
-          if (event._tag === "Resubscribed") pubsub.resubscribed++
+          if (event._tag === "Resubscribed") figures.resubscribed++
         })
     ),
     Effect.ignore
   )
-
   const listeners = yield* Effect.forEach([receive, watchGaps, watchMode], (effect) => Effect.forkScoped(effect))
-  const workers = [
-    ...Array.from({ length: options.readers ?? 3 }, (_, i) => worker(read(i), pauseMillis)),
-    ...Array.from({ length: options.writers ?? 2 }, (_, i) => worker(write(i), pauseMillis)),
-    ...Array.from({ length: options.incrementers ?? 2 }, () => worker(increment, pauseMillis)),
-    worker(publish, 100)
-  ]
-  const fibers = yield* Effect.forEach(workers, (effect) => Effect.forkScoped(effect))
 
+  // Messages still in flight, or waiting for the next poll, get a moment to arrive.
   const stop = Effect.gen(function*() {
-    stopping = true
-    yield* Fiber.joinAll(fibers)
-    // Messages still in flight, or waiting for the next poll.
     const deadline = performance.now() + 1_000
-    while (performance.now() < deadline && outbox.some((entry) => !pubsub.delivered.has(entry.seq))) {
+    while (performance.now() < deadline && outbox.some((entry) => !figures.delivered.has(entry.seq))) {
       yield* Effect.sleep(20)
     }
     yield* Fiber.interruptAll(listeners)
   })
 
-  return { stats, ledger, pubsub, outbox, stop }
+  return { figures, outbox, publish, stop }
 })
