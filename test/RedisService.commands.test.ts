@@ -256,6 +256,29 @@ describe("RedisService typed commands (real redis-server)", () => {
       assert.strictEqual(yield* server.command("GET", "k"), "v")
     })))
 
+  it.live("a retried command whose retry finds no connection reports the first failure (sent: true), not 'never sent'", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const server = yield* RedisTestServer.make()
+      const proxy = yield* ChaosProxy.make({ target: server })
+      const redis = yield* RedisService.make({
+        ...fastOptions,
+        url: proxy.url,
+        heartbeat: false,
+        acquireTimeout: "300 millis"
+      })
+      yield* redis.set("k", "v")
+      yield* proxy.latency(200)
+      const pending = yield* Effect.forkChild(Effect.exit(redis.set("k", "w")))
+      yield* Effect.sleep("80 millis")
+      // The SET was written; its connection is reset and no new one can be opened before acquireTimeout.
+      yield* proxy.refuse
+      yield* proxy.resetAll
+      const error = failure(yield* Fiber.join(pending))
+      yield* proxy.restore
+      assert.include(["ConnectionReset", "ConnectionClosed"], error?._tag)
+      assert.isTrue(error !== undefined && "sent" in error && error.sent === true)
+    })))
+
   it.live("the most used commands are methods of the service, typed as their Command", () =>
     Effect.scoped(Effect.gen(function*() {
       const server = yield* RedisTestServer.make()

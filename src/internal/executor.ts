@@ -26,6 +26,22 @@ import {
 import * as Watchdog from "../Watchdog.ts"
 import type { NodeBreakers } from "./nodeBreakers.ts"
 
+// Failures of an attempt that did not reach the server.
+const neverSent = (error: RedisError): boolean => {
+  switch (error._tag) {
+    case "ConnectionTimeout":
+    case "CircuitOpen":
+    case "ConnectionRefused":
+    case "TlsHandshakeFailed":
+      return true
+    case "ConnectionReset":
+    case "ConnectionClosed":
+      return !error.sent
+    default:
+      return false
+  }
+}
+
 // A retry is an event on the call's one span (when there is a span): which failure caused it.
 const retryEvent = (error: RedisError): Effect.Effect<void> =>
   Effect.currentSpan.pipe(
@@ -200,7 +216,7 @@ export const make = (
         // command that reached a replica (READONLY: it was not applied).
         resume(
           canRetry && ((call.idempotent && isConnectionLost(error)) || wrongRole(error))
-            ? Effect.andThen(reported, Effect.andThen(retryEvent(error), attempt(call, false)))
+            ? Effect.andThen(reported, Effect.andThen(retryEvent(error), retried(call, error)))
             : Effect.andThen(reported, Effect.fail(error))
         )
       }
@@ -239,6 +255,12 @@ export const make = (
     if (node !== undefined && nodes!.isOpen(node)) return resume(rejected(call, canRetry, start, node))
     return send(call, canRetry, live, start, start, resume)
   }
+
+  // The retry of a command that was sent: if the retry never reaches the server (no connection in time, the circuit
+  // open, ...), the caller gets the first failure, whose `sent: true` is the truth (the first send may have been
+  // applied, e.g. by a frozen server once it resumes), not the retry's "never sent".
+  const retried = <A>(call: Call<A>, first: RedisError): Effect.Effect<A, RedisError> =>
+    Effect.catch(attempt(call, false), (error) => Effect.fail(neverSent(error) ? first : error))
 
   const attempt = <A>(call: Call<A>, canRetry: boolean): Effect.Effect<A, RedisError> =>
     Effect.callback<A, RedisError>((resume) => register(call, canRetry, resume))
