@@ -9,12 +9,13 @@
  */
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
+import { sendBounded } from "./internal/wire.ts"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import { Cluster, type Redis as IORedis } from "ioredis"
 import { address, type Connection, type Live, masters } from "./Connection.ts"
-import { classify, CommandTimeout, ConnectionClosed, type RedisError } from "./RedisError.ts"
+import { ConnectionClosed, type RedisError } from "./RedisError.ts"
 import { monotonicMillis } from "./Watchdog.ts"
 
 /**
@@ -130,25 +131,7 @@ const bounded = (
   run: () => Promise<unknown>,
   live: Live,
   timeout: Duration.Duration
-): Effect.Effect<void, RedisError> =>
-  Effect.tryPromise({
-    try: run,
-    catch: (cause) => classify(cause, { command: "PING", sent: true, socketError: live.socketError })
-  }).pipe(
-    Effect.timeoutOrElse({
-      duration: timeout,
-      orElse: () =>
-        Effect.fail(
-          new CommandTimeout({
-            message: `Heartbeat PING got no reply within ${Duration.format(timeout)}`,
-            command: "PING",
-            timeout,
-            sent: true
-          })
-        )
-    }),
-    Effect.asVoid
-  )
+): Effect.Effect<void, RedisError> => Effect.asVoid(sendBounded(live, "PING", run, timeout))
 
 /**
  * Starts the heartbeat in the current scope. It only PINGs while a connection is ready; the failure count restarts

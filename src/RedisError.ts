@@ -183,6 +183,21 @@ function decodeCause(cause: unknown): { readonly name: string; readonly message:
 }
 
 /**
+ * The one way a command that got no reply in time is reported (every path: the command connection, the heartbeat,
+ * the subscriber, pinned and probe connections).
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const commandTimedOut = (command: string, timeout: Duration.Duration): CommandTimeout =>
+  new CommandTimeout({
+    message: `${command} got no reply within ${Duration.format(timeout)}; it was sent and may have been applied`,
+    command,
+    timeout,
+    sent: true
+  })
+
+/**
  * A WATCH transaction was not applied: a watched key changed between WATCH and EXEC (EXEC answered nil). Nothing of
  * the transaction ran; retry the whole `watch` (e.g. with `Effect.retry` and a `Schedule`).
  *
@@ -620,15 +635,7 @@ export const classify = (cause: unknown, context: ClassifyContext): RedisError =
     })
   }
   if (message === "Command timed out") {
-    const timeout = context.commandTimeout ?? Duration.zero
-    return new CommandTimeout({
-      message: `${context.command ?? "Command"} got no reply within ${
-        Duration.format(timeout)
-      }; it was sent and may have been applied`,
-      command: context.command ?? "UNKNOWN",
-      timeout,
-      sent: true
-    })
+    return commandTimedOut(context.command ?? "UNKNOWN", context.commandTimeout ?? Duration.zero)
   }
   const socket = classifySocketError(cause, context)
   if (socket !== undefined) return socket

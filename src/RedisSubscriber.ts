@@ -22,6 +22,7 @@ import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as DateTime from "effect/DateTime"
 import * as Duration from "effect/Duration"
+import { sendBounded } from "./internal/wire.ts"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Queue from "effect/Queue"
@@ -39,7 +40,6 @@ import * as Heartbeat from "./Heartbeat.ts"
 import {
   classify,
   ConnectionClosed,
-  CommandTimeout,
   type DecodeError,
   isTransient,
   type RedisError
@@ -308,23 +308,7 @@ export const make = Effect.fnUntraced(function*(
     keys: ReadonlyArray<string>,
     target: Connection.Client = live.client
   ) =>
-    Effect.tryPromise({
-      try: () => target.call(name, [...keys]),
-      catch: (cause) => classify(cause, { command: name, sent: true, socketError: live.socketError })
-    }).pipe(
-      Effect.timeoutOrElse({
-        duration: config.commandTimeout,
-        orElse: () =>
-          Effect.fail(
-            new CommandTimeout({
-              message: `${name} got no reply within ${Duration.format(config.commandTimeout)}`,
-              command: name,
-              timeout: config.commandTimeout,
-              sent: true
-            })
-          )
-      })
-    )
+    sendBounded(live, name, () => target.call(name, [...keys]), config.commandTimeout)
 
   const verb = (kind: Kind, subscribe: boolean) =>
     kind === "pattern"

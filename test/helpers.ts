@@ -2,7 +2,7 @@
  * Helpers shared by the tests: fast resilience options, and probes for tests that mix real I/O with TestClock.
  * Waiting uses real timers, never Effect's Clock, so it works whether or not the clock is a TestClock.
  */
-import { Effect, Exit } from "effect"
+import { Effect, Exit, Tracer } from "effect"
 import * as Net from "node:net"
 import type { RedisOptions } from "../src/index.ts"
 
@@ -92,3 +92,16 @@ export const pubsubFastOptions = {
   heartbeat: { interval: "200 millis", timeout: "100 millis", misses: 2 },
   breaker: { openDuration: "200 millis", maxOpenDuration: "400 millis" }
 } as const
+
+/** An in-memory tracer that keeps every span it starts (to assert on names, attributes and events). */
+export const recorder = () => {
+  const spans: Array<Tracer.NativeSpan> = []
+  const tracer = Tracer.make({
+    span: (options) => {
+      const span = new Tracer.NativeSpan(options)
+      spans.push(span)
+      return span
+    }
+  })
+  return { spans, tracer }
+}

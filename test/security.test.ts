@@ -7,7 +7,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import type { Scope } from "effect"
-import { Cause, Console, Effect, Exit, Logger, Metric, Option, Stream, Tracer } from "effect"
+import { Cause, Console, Effect, Exit, Logger, Metric, Option, Stream } from "effect"
 import { execFileSync } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
@@ -19,7 +19,7 @@ import type { RedisOptions } from "../src/RedisConfig.ts"
 import { type RedisError, scrubMessage } from "../src/RedisError.ts"
 import * as RedisService from "../src/RedisService.ts"
 import * as RedisTestServer from "../src/testing/RedisTestServer.ts"
-import { fastOptions } from "./helpers.ts"
+import { fastOptions, recorder } from "./helpers.ts"
 
 const PASSWORD = "pw-Secret-91f3c"
 const USERNAME = "acl-user-5d7e"
@@ -119,18 +119,6 @@ const exposed = (redis: RedisService.RedisServiceShape, values: ReadonlyArray<un
     for (const value of [...values, health, redis.config]) texts.push(...(yield* logLines(value)))
     return texts
   })
-
-const recorder = () => {
-  const spans: Array<Tracer.NativeSpan> = []
-  const tracer = Tracer.make({
-    span: (options) => {
-      const span = new Tracer.NativeSpan(options)
-      spans.push(span)
-      return span
-    }
-  })
-  return { spans, tracer }
-}
 
 // -----------------------------------------------------------------------------
 // connection attempts that fail: wrong credentials

@@ -3,24 +3,12 @@
  * span per logical call, attributes without keys or values, `error.type` on failure, an event per retry.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Fiber, Tracer } from "effect"
+import { Effect, Fiber } from "effect"
 import * as C from "../src/internal/command.ts"
 import * as RedisService from "../src/RedisService.ts"
 import * as ChaosProxy from "../src/testing/ChaosProxy.ts"
 import * as RedisTestServer from "../src/testing/RedisTestServer.ts"
-import { fastOptions } from "./helpers.ts"
-
-const recorder = () => {
-  const spans: Array<Tracer.NativeSpan> = []
-  const tracer = Tracer.make({
-    span: (options) => {
-      const span = new Tracer.NativeSpan(options)
-      spans.push(span)
-      return span
-    }
-  })
-  return { spans, tracer }
-}
+import { fastOptions, recorder } from "./helpers.ts"
 
 describe("tracing", () => {
   it.live("one client span per call with db.system.name, db.operation.name, db.namespace, server.*; error.type", () =>

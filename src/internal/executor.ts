@@ -6,7 +6,6 @@
  * @internal
  */
 import type * as Context from "effect/Context"
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Tracer from "effect/Tracer"
@@ -16,7 +15,7 @@ import type * as Metrics from "../Metrics.ts"
 import type * as RedisConfig from "../RedisConfig.ts"
 import {
   classify,
-  CommandTimeout,
+  commandTimedOut,
   isConnectionLost,
   isRedisError,
   isTransient,
@@ -154,13 +153,7 @@ export const make = (
     process.nextTick(uncork)
   }
 
-  const timedOut = (name: string) =>
-    new CommandTimeout({
-      message: `${name} got no reply within ${Duration.format(commandTimeout)}; it was sent and may have been applied`,
-      command: name,
-      timeout: commandTimeout,
-      sent: true
-    })
+  const timedOut = (name: string) => commandTimedOut(name, commandTimeout)
 
   // `call.idempotent` allows a retry after a lost connection; `canRetry` is false on the retry itself (one retry at
   // most). No interrupt handler: a command interrupted by its caller (its own timeout, say) keeps its deadline, and is

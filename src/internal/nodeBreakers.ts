@@ -13,10 +13,11 @@ import * as Scope from "effect/Scope"
 import * as Semaphore from "effect/Semaphore"
 import { Cluster } from "ioredis"
 import { slotOf } from "../ClusterSlot.ts"
+import { sendBounded } from "./wire.ts"
 import * as CircuitBreaker from "../CircuitBreaker.ts"
 import { address, type Client, type Live, masters } from "../Connection.ts"
 import { pingNode } from "../Heartbeat.ts"
-import { type CircuitOpen, classify, ConnectionClosed } from "../RedisError.ts"
+import type { CircuitOpen } from "../RedisError.ts"
 
 /**
  * The breakers of a Cluster's masters, by address ("host:port").
@@ -111,17 +112,7 @@ export const make = Effect.fnUntraced(function*(options: {
     return keysBySlot.get(slot)!
   }
   const probeSlot = (live: Live, slot: number) =>
-    Effect.tryPromise({
-      try: () => live.client.call("EXISTS", keyForSlot(slot)),
-      catch: (cause) => classify(cause, { command: "EXISTS", sent: true, socketError: live.socketError })
-    }).pipe(
-      Effect.timeoutOrElse({
-        duration: options.probeTimeout,
-        orElse: () =>
-          Effect.fail(new ConnectionClosed({ message: "The master did not answer the probe", command: "EXISTS", sent: true }))
-      }),
-      Effect.asVoid
-    )
+    Effect.asVoid(sendBounded(live, "EXISTS", () => live.client.call("EXISTS", keyForSlot(slot)), options.probeTimeout))
 
   const breakerOf = (node: string): Effect.Effect<CircuitBreaker.CircuitBreaker> =>
     Effect.suspend(() => {

@@ -10,8 +10,9 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import type * as Connection from "../Connection.ts"
-import { classify, CommandTimeout, InvalidArgument, type RedisError, TransactionAborted } from "../RedisError.ts"
+import { InvalidArgument, type RedisError, TransactionAborted } from "../RedisError.ts"
 import { type Command, make as makeCommand, sendOn } from "./command.ts"
+import { sendBounded } from "./wire.ts"
 import {
   crossSlot,
   decodeTransaction,
@@ -44,31 +45,7 @@ export const sendPinned = <A>(
   decode: (reply: unknown) => A,
   timeout: Duration.Duration
 ): Effect.Effect<A, RedisError> =>
-  Effect.callback<unknown, RedisError>((resume) => {
-    let promise: Promise<unknown>
-    try {
-      promise = send()
-    } catch (cause) {
-      promise = Promise.reject(cause)
-    }
-    promise.then(
-      (value) => resume(Effect.succeed(value)),
-      (cause: unknown) =>
-        resume(Effect.fail(classify(cause, { command: name, sent: true, socketError: live.socketError })))
-    )
-  }).pipe(
-    Effect.timeoutOrElse({
-      duration: timeout,
-      orElse: () =>
-        Effect.fail(
-          new CommandTimeout({
-            message: `${name} got no reply within ${Duration.format(timeout)}; it was sent and may have been applied`,
-            command: name,
-            timeout,
-            sent: true
-          })
-        )
-    }),
+  sendBounded(live, name, send, timeout).pipe(
     Effect.flatMap((reply) => Effect.try({ try: () => decode(reply), catch: (e) => e as RedisError }))
   )
 
