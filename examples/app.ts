@@ -27,7 +27,6 @@ import {
   InvalidChannelName,
   type InvalidRedisOptions,
   isRedisError,
-  publishTo,
   RedisCache,
   RedisChannel,
   RedisConfig,
@@ -279,7 +278,7 @@ const RoomRoutes = HttpRouter.use(Effect.fnUntraced(function*(router) {
       const request = yield* HttpServerRequest.HttpServerRequest
       const text = yield* request.text
       if (Buffer.byteLength(text) > maxBody) return json({ error: "message too large" }, 413)
-      const receivers = yield* publishTo(channel, { text, at: yield* Clock.currentTimeMillis }).pipe(
+      const receivers = yield* RedisChannel.publish(channel, { text, at: yield* Clock.currentTimeMillis }).pipe(
         Effect.provideService(RedisService, redis)
       )
       return json({ receivers })

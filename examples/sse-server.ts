@@ -20,13 +20,11 @@ import { createServer } from "node:http"
 import {
   buildRedisChannelName,
   InvalidChannelName,
-  publishTo,
   RedisChannel,
   type RedisOptions,
   RedisService,
   RedisSubscriber,
-  type SubscriptionEvent,
-  type TypedChannel
+  type SubscriptionEvent
 } from "../src/index.ts"
 import { RedisTestServer } from "../src/testing/index.ts"
 
@@ -108,7 +106,7 @@ const pageSize = 100
  */
 export class MessageLog extends Context.Service<MessageLog, {
   /** The typed pub/sub channel (`sse:<name>`); fails with `InvalidChannelName` for an empty name or a glob. */
-  readonly channel: (name: string) => Effect.Effect<TypedChannel<Message, typeof Message.Encoded>, InvalidChannelName>
+  readonly channel: (name: string) => Effect.Effect<RedisChannel.RedisChannel<Message, typeof Message.Encoded>, InvalidChannelName>
   /** Appends to the log and publishes; while Redis is unavailable, keeps the message in this process only. */
   readonly publish: (name: string, text: string) => Effect.Effect<Published, InvalidChannelName>
   /** The messages after `since` (at most 100); the latest ones when `since` is undefined. */
@@ -125,7 +123,7 @@ const makeMessageLog = Effect.fnUntraced(function*(options: SseServerOptions) {
   const clock = yield* Clock.Clock
   const bufferSize = options.bufferSize ?? 1000
   const historySize = options.historySize ?? 1000
-  const channels = new Map<string, TypedChannel<Message, typeof Message.Encoded>>()
+  const channels = new Map<string, RedisChannel.RedisChannel<Message, typeof Message.Encoded>>()
   const buffers = new Map<string, Array<Entry>>()
   const lastIds = new Map<string, readonly [number, number]>()
 
@@ -205,7 +203,7 @@ const makeMessageLog = Effect.fnUntraced(function*(options: SseServerOptions) {
       const id = appended.success
       remember(name, { id, text, local: false })
       // In the log even if PUBLISH fails: pollers and catch-up polls still get it, live pages miss it.
-      const subscribers = yield* publishTo(typed, { id, text }).pipe(
+      const subscribers = yield* RedisChannel.publish(typed, { id, text }).pipe(
         Effect.provideService(RedisService, redis),
         Effect.map((n): number | null => n),
         Effect.orElseSucceed(() => null)
@@ -286,7 +284,7 @@ export const eventStream = (
   subscriber: RedisSubscriber["Service"],
   log: MessageLog["Service"],
   name: string,
-  typed: TypedChannel<Message, typeof Message.Encoded>,
+  typed: RedisChannel.RedisChannel<Message, typeof Message.Encoded>,
   options: SseServerOptions = {}
 ): Stream.Stream<string> => {
   const retry = Math.round(Duration.toMillis(Duration.fromInputUnsafe(options.retry ?? "2 seconds")))

@@ -31,7 +31,7 @@ import * as Effect from "effect/Effect"
 import type * as HttpRouter from "effect/http/HttpRouter"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import type { RedisHealth } from "./Metrics.ts"
+import type { RedisHealth } from "./Health.ts"
 import { RedisService } from "./RedisService.ts"
 
 /**

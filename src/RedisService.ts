@@ -31,9 +31,9 @@ import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import * as CircuitBreaker from "./CircuitBreaker.ts"
-import * as Connection from "./Connection.ts"
-import * as Heartbeat from "./Heartbeat.ts"
+import * as CircuitBreaker from "./internal/breaker.ts"
+import * as Connection from "./internal/connection.ts"
+import * as Heartbeat from "./internal/heartbeat.ts"
 import type { Command } from "./internal/command.ts"
 import { buffer, integer, optional, sendOn } from "./internal/command.ts"
 import * as Executor from "./internal/executor.ts"
@@ -48,10 +48,15 @@ import * as Transaction from "./internal/transaction.ts"
 import type { Results, Successes } from "./internal/transaction.ts"
 import * as Watch from "./internal/watch.ts"
 import type { WatchTransaction } from "./internal/watch.ts"
-import * as Metrics from "./Metrics.ts"
+import * as Health from "./Health.ts"
+import * as Metrics from "./internal/metrics.ts"
 import * as RedisConfig from "./RedisConfig.ts"
-import * as Watchdog from "./Watchdog.ts"
+import * as Watchdog from "./internal/watchdog.ts"
 import { ConnectionTimeout, isTransient, type RedisError } from "./RedisError.ts"
+
+export type { ScanKeyOptions, ScanOptions } from "./internal/scan.ts"
+export type { Results, Successes } from "./internal/transaction.ts"
+export type { WatchTransaction } from "./internal/watch.ts"
 
 /**
  * Options of `set`.
@@ -175,11 +180,11 @@ export interface RedisServiceShape extends Shortcut.Shortcuts {
   ) => Stream.Stream<{ readonly member: string; readonly score: number }, RedisError>
   /** Reads a key as bytes (no UTF-8 decoding: any value round-trips byte for byte). */
   readonly getBuffer: (key: string) => Effect.Effect<Option.Option<Buffer>, RedisError>
-  readonly health: Effect.Effect<Metrics.RedisHealth>
+  readonly health: Effect.Effect<Health.RedisHealth>
   /** The current connection state, then every change. */
-  readonly states: Stream.Stream<Connection.ConnectionState>
+  readonly states: Stream.Stream<Health.ConnectionState>
   /** The current circuit status, then every change. */
-  readonly circuit: Stream.Stream<CircuitBreaker.CircuitStatus>
+  readonly circuit: Stream.Stream<Health.CircuitStatus>
   /** The resolved configuration (the password stays `Redacted`). */
   readonly config: RedisConfig.ResolvedRedisConfig
   /**
@@ -303,9 +308,9 @@ const optionalBuffer = optional(buffer("GET"))
 const isOne = (reply: number): boolean => reply === 1
 // Cluster: each master's own circuit, where it has one.
 const withCircuits = (
-  all: ReadonlyArray<Metrics.NodeHealth>,
-  circuits: ReadonlyMap<string, CircuitBreaker.CircuitStatus> | undefined
-): ReadonlyArray<Metrics.NodeHealth> =>
+  all: ReadonlyArray<Health.NodeHealth>,
+  circuits: ReadonlyMap<string, Health.CircuitStatus> | undefined
+): ReadonlyArray<Health.NodeHealth> =>
   circuits === undefined || circuits.size === 0 ? all : [
     ...all.map((node) => {
       const circuit = circuits.get(node.address)
@@ -342,11 +347,11 @@ export const make: (
       onAttemptFailed: (error) =>
         Effect.andThen(
           breaker.onFailure,
-          Metric.update(Metric.withAttributes(Metrics.connectFailures, { error: error._tag }), 1)
+          Metric.update(Metric.withAttributes(Health.connectFailures, { error: error._tag }), 1)
         ),
-      onReady: () => Effect.andThen(breaker.onConnectionReady, Metric.update(Metrics.connectionsOpened, 1)),
-      onLost: () => Effect.andThen(breaker.onFailure, Metric.update(Metrics.reconnects, 1)),
-      onState: (state) => Metrics.recordConnectionState(Connection.status(state)),
+      onReady: () => Effect.andThen(breaker.onConnectionReady, Metric.update(Health.connectionsOpened, 1)),
+      onLost: () => Effect.andThen(breaker.onFailure, Metric.update(Health.reconnects, 1)),
+      onState: (state) => Metrics.recordConnectionState(Health.connectionStatus(state)),
       // Cluster: a node's lost connection counts towards that master's own breaker (see NodeBreakers), not the layer's:
       // one failing master must not open the circuit for the others.
     })
@@ -354,10 +359,10 @@ export const make: (
       ? undefined
       : yield* Heartbeat.make(connection, config.heartbeat, {
         onSuccess: (rtt) =>
-          Effect.andThen(breaker.onSuccess, Metric.update(Metrics.heartbeatRtt, Duration.toSeconds(rtt))),
-        onFailure: () => Effect.andThen(breaker.onFailure, Metric.update(Metrics.heartbeatFailures, 1)),
+          Effect.andThen(breaker.onSuccess, Metric.update(Health.heartbeatRtt, Duration.toSeconds(rtt))),
+        onFailure: () => Effect.andThen(breaker.onFailure, Metric.update(Health.heartbeatFailures, 1)),
         // Cluster: a master that stops answering while the others answer is reconnected on its own.
-        onNodeFailure: () => Metric.update(Metrics.heartbeatFailures, 1),
+        onNodeFailure: () => Metric.update(Health.heartbeatFailures, 1),
         onNodeMisses: connection.recoverNode
       })
 
@@ -536,7 +541,7 @@ export const make: (
       const state = yield* connection.state
       const breakerState = yield* breaker.state
       return {
-        connection: Connection.status(state),
+        connection: Health.connectionStatus(state),
         circuit: CircuitBreaker.status(breakerState),
         reconnects: yield* connection.reconnects,
         connectionsOpened: yield* connection.connectionsOpened,
@@ -546,7 +551,7 @@ export const make: (
         lastError: yield* connection.lastError,
         topology,
         nodes: live === undefined ? [] : withCircuits(Connection.nodes(live.client), nodes?.statuses())
-      } satisfies Metrics.RedisHealth
+      } satisfies Health.RedisHealth
     })
 
     return RedisService.of({

@@ -33,10 +33,11 @@ import * as Semaphore from "effect/Semaphore"
 import * as Stream from "effect/Stream"
 import * as SubscriptionRef from "effect/SubscriptionRef"
 import { Cluster, type Redis as IORedis } from "ioredis"
-import * as Channels from "./Channels.ts"
-import { slotOf } from "./ClusterSlot.ts"
-import * as Connection from "./Connection.ts"
-import * as Heartbeat from "./Heartbeat.ts"
+import * as Channels from "./RedisChannel.ts"
+import { slotOf } from "./internal/topology/slot.ts"
+import type * as Health from "./Health.ts"
+import * as Connection from "./internal/connection.ts"
+import * as Heartbeat from "./internal/heartbeat.ts"
 import {
   classify,
   ConnectionClosed,
@@ -82,7 +83,7 @@ export interface RedisSubscriberOptions {
   readonly bufferSize?: number | undefined
   /**
    * Sharded pub/sub (Redis >= 7): `subscribe`, `events` and `subscribeWithFallback` use `SSUBSCRIBE` /
-   * `SUNSUBSCRIBE` and receive what is published with `SPUBLISH` (`publishTo(channel, value, { sharded: true })`),
+   * `SUNSUBSCRIBE` and receive what is published with `SPUBLISH` (`RedisChannel.publish(channel, value, { sharded: true })`),
    * and nothing published with `PUBLISH`. `psubscribe` stays classic: Redis has no sharded patterns. The layer's
    * `keyPrefix` is put in front of sharded channel names, as ioredis does for `SPUBLISH`. Default false.
    */
@@ -144,7 +145,7 @@ export interface RedisSubscriberShape {
   /** `live` while the subscriber connection is ready and the circuit is closed, else `polling`; then every change. */
   readonly mode: Stream.Stream<DeliveryMode>
   /** The subscriber connection's state, then every change. */
-  readonly states: Stream.Stream<Connection.ConnectionState>
+  readonly states: Stream.Stream<Health.ConnectionState>
   /** Channels and patterns with at least one local stream. */
   readonly subscriptions: Effect.Effect<{
     readonly channels: ReadonlyArray<string>
@@ -218,9 +219,9 @@ export const make = Effect.fnUntraced(function*(
     waiters.clear()
     for (const waiter of woken) waiter()
   }
-  const setState = (state: Connection.ConnectionState) =>
+  const setState = (state: Health.ConnectionState) =>
     Effect.andThen(SubscriptionRef.set(stateRef, state), Effect.sync(wake))
-  const stateRef = yield* SubscriptionRef.make<Connection.ConnectionState>({ _tag: "Connecting", attempt: 0 })
+  const stateRef = yield* SubscriptionRef.make<Health.ConnectionState>({ _tag: "Connecting", attempt: 0 })
   let lostAt: number | undefined
   let connection: Connection.Connection | undefined
   const startLock = Semaphore.makeUnsafe(1)

@@ -17,9 +17,7 @@ export {
   type SetOptions
 } from "./RedisService.ts"
 
-export type { ScanKeyOptions, ScanOptions } from "./internal/scan.ts"
-export type { Results, Successes } from "./internal/transaction.ts"
-export type { WatchTransaction } from "./internal/watch.ts"
+export type { Results, ScanKeyOptions, ScanOptions, Successes, WatchTransaction } from "./RedisService.ts"
 
 /** Redis commands as typed values: `Command.hgetall(key)`, `Command.zrange(key, 0, -1, { withScores: true })`, ... */
 export * as Command from "./Command.ts"
@@ -40,10 +38,13 @@ export {
   CrossSlot,
   DecodeError,
   InvalidArgument,
+  isConnectionLost,
   isRedisError,
   isTransient,
   type RedisError,
   ReplyError,
+  scrubCause,
+  scrubMessage,
   TlsHandshakeFailed,
   TransactionAborted
 } from "./RedisError.ts"
@@ -63,12 +64,11 @@ export {
   buildRedisChannelName,
   type ChannelLike,
   InvalidChannelName,
-  publish as publishTo,
-  type RedisChannel as TypedChannel
-} from "./Channels.ts"
+  type PublishOptions
+} from "./RedisChannel.ts"
 
 /** Typed channels: `RedisChannel.make({ name, schema })`, `RedisChannel.registry(prefix, schemas)`. */
-export * as RedisChannel from "./Channels.ts"
+export * as RedisChannel from "./RedisChannel.ts"
 
 /** Cache-aside with single-flight and fail-open reads: `RedisCache.make({ prefix, schema, ttl })`. */
 export * as RedisCache from "./RedisCache.ts"
@@ -91,20 +91,12 @@ export * as RedisStream from "./RedisStream.ts"
 /** effect's `Redis` service (`effect/persistence/Redis`) on this library's connection: `RedisPersistence.layer`. */
 export * as RedisPersistence from "./RedisPersistence.ts"
 
-export type { NodeHealth, RedisHealth } from "./Metrics.ts"
-export type { ConnectionState } from "./Connection.ts"
-export type { CircuitStatus } from "./CircuitBreaker.ts"
-
-/** The building blocks, for advanced use and tests. */
-export * as CircuitBreaker from "./CircuitBreaker.ts"
-export * as Connection from "./Connection.ts"
-export * as Heartbeat from "./Heartbeat.ts"
-export * as Metrics from "./Metrics.ts"
-export * as ReconnectSchedule from "./ReconnectSchedule.ts"
+/** Options, defaults and validation: `RedisConfig.resolve(options)`, `RedisConfig.config` (environment). */
 export * as RedisConfig from "./RedisConfig.ts"
-export * as RedisErrors from "./RedisError.ts"
-export type { PublishOptions } from "./Channels.ts"
-/** Redis Cluster hash slots (`slotOf`), as the sharded subscriber routes channels. */
-export * as ClusterSlot from "./ClusterSlot.ts"
 
+/** The health snapshot, connection states and metrics: `Health.connectionStatus(state)`, `Health.commands`, ... */
+export * as Health from "./Health.ts"
+export type { CircuitStatus, ConnectionState, ConnectionStatus, NodeHealth, RedisHealth } from "./Health.ts"
+
+/** Readiness and liveness for HTTP probes: `RedisHealthCheck.ready`, `RedisHealthCheck.live`, `RedisHealthCheck.layerHttp`. */
 export * as RedisHealthCheck from "./RedisHealthCheck.ts"

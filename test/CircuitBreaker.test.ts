@@ -6,7 +6,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Duration, Effect, Exit, Fiber, Ref, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import * as fc from "fast-check"
-import * as CircuitBreaker from "../src/CircuitBreaker.ts"
+import * as CircuitBreaker from "../src/internal/breaker.ts"
 
 const policy: CircuitBreaker.BreakerPolicy = {
   failureThreshold: 3,

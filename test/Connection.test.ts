@@ -6,7 +6,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, Option, Stream } from "effect"
 import { TestClock } from "effect/testing"
-import * as Connection from "../src/Connection.ts"
+import type * as Health from "../src/Health.ts"
+import * as Connection from "../src/internal/connection.ts"
 import * as RedisConfig from "../src/RedisConfig.ts"
 import { ConnectionReset, type RedisError } from "../src/RedisError.ts"
 import * as RedisService from "../src/RedisService.ts"
@@ -22,7 +23,7 @@ const config = (url: string) =>
 
 const reset = new ConnectionReset({ message: "test signal", sent: false })
 
-const isReconnecting = (attempt: number, delayMillis: number) => (state: Connection.ConnectionState) =>
+const isReconnecting = (attempt: number, delayMillis: number) => (state: Health.ConnectionState) =>
   state._tag === "Reconnecting" && state.attempt === attempt &&
   Math.round(state.nextDelay.value._tag === "Millis" ? state.nextDelay.value.millis : -1) === delayMillis
 
@@ -245,14 +246,14 @@ describe("the db option is selected as part of each attempt", () => {
     breaker: { failureThreshold: 1_000 }
   })
 
-  const refused = (state: Connection.ConnectionState) =>
+  const refused = (state: Health.ConnectionState) =>
     state._tag === "Reconnecting" && state.lastError?._tag === "ReplyError" && state.lastError.command === "SELECT"
 
-  const firstRefusal = (states: Stream.Stream<Connection.ConnectionState>) =>
+  const firstRefusal = (states: Stream.Stream<Health.ConnectionState>) =>
     states.pipe(
       Stream.filter(refused),
       Stream.runHead,
-      Effect.map((state) => Option.getOrThrow(state) as Extract<Connection.ConnectionState, { _tag: "Reconnecting" }>),
+      Effect.map((state) => Option.getOrThrow(state) as Extract<Health.ConnectionState, { _tag: "Reconnecting" }>),
       Effect.timeout("5 seconds"),
       Effect.orDie
     )

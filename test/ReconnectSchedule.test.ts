@@ -4,7 +4,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Duration, Effect } from "effect"
 import * as fc from "fast-check"
-import * as ReconnectSchedule from "../src/ReconnectSchedule.ts"
+import * as ReconnectSchedule from "../src/internal/schedule.ts"
 
 const policy = (overrides: Partial<ReconnectSchedule.ReconnectPolicy> = {}): ReconnectSchedule.ReconnectPolicy => ({
   base: Duration.millis(100),

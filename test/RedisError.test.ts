@@ -5,7 +5,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { Redis } from "ioredis"
-import * as Connection from "../src/Connection.ts"
+import * as Connection from "../src/internal/connection.ts"
 import * as RedisConfig from "../src/RedisConfig.ts"
 import { classify, classifySocketError, isConnectionLost, isRedisError, isTransient } from "../src/RedisError.ts"
 import * as ChaosProxy from "../src/testing/ChaosProxy.ts"

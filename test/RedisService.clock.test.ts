@@ -8,7 +8,7 @@ import { PrometheusMetrics } from "effect/observability"
 import { TestClock } from "effect/testing"
 import * as RedisService from "../src/RedisService.ts"
 import * as RedisTestServer from "../src/testing/RedisTestServer.ts"
-import * as Watchdog from "../src/Watchdog.ts"
+import * as Watchdog from "../src/internal/watchdog.ts"
 import { sleepReal, waitUntil } from "./helpers.ts"
 
 describe("RedisService (TestClock)", () => {

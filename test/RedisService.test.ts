@@ -5,7 +5,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, Metric, Option, Result } from "effect"
 import type { RedisOptions } from "../src/index.ts"
-import * as Metrics from "../src/Metrics.ts"
+import * as Health from "../src/Health.ts"
 import * as RedisService from "../src/RedisService.ts"
 import * as ChaosProxy from "../src/testing/ChaosProxy.ts"
 import * as RedisTestServer from "../src/testing/RedisTestServer.ts"
@@ -356,7 +356,7 @@ describe("RedisService (real redis-server)", () => {
       yield* proxy.restore
       yield* waitUntil(redis.health, (h) => h.connection === "ready" && h.circuit === "closed", 5_000)
       const refused = (yield* Metric.value(
-        Metric.withAttributes(Metrics.connectFailures, { error: "ConnectionRefused" })
+        Metric.withAttributes(Health.connectFailures, { error: "ConnectionRefused" })
       )).count
       // Debounce 20 ms, then delays 50, 100, 200, 400, 400, ... ms: about 6 attempts fit in 1.5 s, whatever the
       // number of callers (who made thousands of calls meanwhile).

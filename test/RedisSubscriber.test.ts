@@ -5,7 +5,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Fiber, Layer, Option, Ref, Schema, Stream } from "effect"
 import { TestClock } from "effect/testing"
-import * as Channels from "../src/Channels.ts"
+import * as Channels from "../src/RedisChannel.ts"
 import { make as makeService, RedisService } from "../src/RedisService.ts"
 import * as RedisSubscriber from "../src/RedisSubscriber.ts"
 import * as ChaosProxy from "../src/testing/ChaosProxy.ts"

@@ -5,8 +5,8 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber, Option, Schema, Stream } from "effect"
-import * as Channels from "../src/Channels.ts"
-import { slotOf } from "../src/ClusterSlot.ts"
+import * as Channels from "../src/RedisChannel.ts"
+import { slotOf } from "../src/internal/topology/slot.ts"
 import type { RedisOptions } from "../src/index.ts"
 import * as RedisService from "../src/RedisService.ts"
 import * as RedisSubscriber from "../src/RedisSubscriber.ts"

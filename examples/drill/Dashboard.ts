@@ -9,7 +9,7 @@ import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
-import { Connection, type RedisServiceShape } from "../../src/index.ts"
+import { Health, type RedisServiceShape } from "../../src/index.ts"
 import type { Runner } from "./Runner.ts"
 import { describeState, type DrillEvent, type Monitor } from "./Monitor.ts"
 import type { Target } from "./Target.ts"
@@ -135,7 +135,7 @@ export const start = Effect.fnUntraced(function*(
       connectionTag: state._tag,
       connectionShort: state._tag === "Reconnecting" && state.attempt > 0
         ? `reconnecting (${state.attempt} failed)`
-        : Connection.status(state),
+        : Health.connectionStatus(state),
       circuit: monitor.circuit(),
       okPerSecond: Math.round(window.ok / seconds),
       failedPerSecond: Math.round(window.failed / seconds),

@@ -13,8 +13,10 @@ import * as Net from "node:net"
 import * as Tls from "node:tls"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
-import { classify, Connection, RedisConfig, type RedisOptions } from "../../src/index.ts"
+import { Redis as IORedis } from "ioredis"
+import { classify, RedisConfig, type RedisOptions } from "../../src/index.ts"
 import * as ChaosProxy from "../../src/testing/ChaosProxy.ts"
 import * as RedisTestServer from "../../src/testing/RedisTestServer.ts"
 
@@ -47,7 +49,7 @@ export interface Target {
   /** Runs `run` on a fresh direct connection to the server (not through the proxy, not through the layer). */
   readonly inspect: <A>(
     what: string,
-    run: (client: Connection.Client) => Promise<A>
+    run: (client: IORedis) => Promise<A>
   ) => Effect.Effect<A, DrillError>
 }
 
@@ -56,12 +58,30 @@ const errorText = (cause: unknown): string => {
   return error._tag === "ReplyError" ? error.message : `${error._tag}: ${error.message}`
 }
 
+// A plain ioredis client with the target's address, credentials, db, TLS and key prefix: the drill checks the server
+// itself, beside the layer, so it uses none of the layer's machinery.
+const directClient = (config: RedisConfig.ResolvedRedisConfig): IORedis =>
+  new IORedis({
+    host: config.host,
+    port: config.port,
+    db: config.db,
+    ...(config.username === undefined ? {} : { username: config.username }),
+    ...(config.password === undefined ? {} : { password: Redacted.value(config.password) }),
+    ...(config.tls === false ? {} : { tls: config.tls === true ? {} : config.tls }),
+    ...(config.keyPrefix === "" ? {} : { keyPrefix: config.keyPrefix }),
+    connectionName: "drill-inspect",
+    lazyConnect: true,
+    retryStrategy: () => null,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0
+  })
+
 const makeInspect = (config: RedisConfig.ResolvedRedisConfig) =>
-<A>(what: string, run: (client: Connection.Client) => Promise<A>): Effect.Effect<A, DrillError> =>
+<A>(what: string, run: (client: IORedis) => Promise<A>): Effect.Effect<A, DrillError> =>
   Effect.acquireUseRelease(
     Effect.sync(() => {
       const inspected = {
-        client: Connection.makeClient(config, { connectionName: "drill-inspect" }),
+        client: directClient(config),
         socketError: undefined as unknown
       }
       // Without a listener ioredis rethrows socket errors; the last one says why a connect failed, where the

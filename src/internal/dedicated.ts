@@ -11,7 +11,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
-import * as Connection from "../Connection.ts"
+import * as Connection from "./connection.ts"
 import {
   CircuitOpen,
   classify,

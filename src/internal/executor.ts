@@ -9,9 +9,9 @@ import type * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Tracer from "effect/Tracer"
-import type * as CircuitBreaker from "../CircuitBreaker.ts"
-import type * as Connection from "../Connection.ts"
-import type * as Metrics from "../Metrics.ts"
+import type * as CircuitBreaker from "./breaker.ts"
+import type * as Connection from "./connection.ts"
+import type * as Metrics from "./metrics.ts"
 import type * as RedisConfig from "../RedisConfig.ts"
 import {
   classify,
@@ -22,7 +22,7 @@ import {
   isWrongRole,
   type RedisError
 } from "../RedisError.ts"
-import * as Watchdog from "../Watchdog.ts"
+import * as Watchdog from "./watchdog.ts"
 import type { NodeBreakers } from "./nodeBreakers.ts"
 
 // Failures of an attempt that did not reach the server.

@@ -7,7 +7,7 @@
  * @internal
  */
 import * as Duration from "effect/Duration"
-import { slotOf } from "../ClusterSlot.ts"
+import { slotOf } from "./topology/slot.ts"
 import { InvalidArgument } from "../RedisError.ts"
 import * as RedisScript from "../RedisScript.ts"
 import { type Command, keysOf, map } from "./command.ts"

@@ -12,11 +12,12 @@ import * as Effect from "effect/Effect"
 import * as Scope from "effect/Scope"
 import * as Semaphore from "effect/Semaphore"
 import { Cluster } from "ioredis"
-import { slotOf } from "../ClusterSlot.ts"
+import { slotOf } from "./topology/slot.ts"
 import { sendBounded } from "./wire.ts"
-import * as CircuitBreaker from "../CircuitBreaker.ts"
-import { address, type Client, type Live, masters } from "../Connection.ts"
-import { pingNode } from "../Heartbeat.ts"
+import type * as Health from "../Health.ts"
+import * as CircuitBreaker from "./breaker.ts"
+import { address, type Client, type Live, masters } from "./connection.ts"
+import { pingNode } from "./heartbeat.ts"
 import type { CircuitOpen } from "../RedisError.ts"
 
 /**
@@ -39,7 +40,7 @@ export interface NodeBreakers {
   /** Cheap when no master has failed: one counter read. */
   readonly onSuccess: (node: string) => Effect.Effect<void>
   /** The status of every master that has a breaker. */
-  readonly statuses: () => ReadonlyMap<string, CircuitBreaker.CircuitStatus>
+  readonly statuses: () => ReadonlyMap<string, Health.CircuitStatus>
 }
 
 // ioredis' slot map: for each slot, the addresses of its master and replicas.
@@ -62,7 +63,7 @@ export const make = Effect.fnUntraced(function*(options: {
   readonly probeTimeout: Duration.Duration
   readonly lossWindow: Duration.Duration
   readonly current: () => Live | undefined
-  readonly onTransition?: ((node: string, status: CircuitBreaker.CircuitStatus) => Effect.Effect<void>) | undefined
+  readonly onTransition?: ((node: string, status: Health.CircuitStatus) => Effect.Effect<void>) | undefined
 }): Effect.fn.Return<NodeBreakers, never, Scope.Scope> {
   const scope = yield* Effect.scope
   const breakers = new Map<string, CircuitBreaker.CircuitBreaker>()

@@ -13,7 +13,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Latch from "effect/Latch"
 import type * as Scope from "effect/Scope"
-import { monotonicMillis } from "../Watchdog.ts"
+import { monotonicMillis } from "./watchdog.ts"
 
 interface Waiter<A, E> {
   readonly at: number

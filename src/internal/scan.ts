@@ -8,7 +8,7 @@
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
-import { type Client, masters } from "../Connection.ts"
+import { type Client, masters } from "./connection.ts"
 import { ConnectionClosed, type RedisError } from "../RedisError.ts"
 import { type Argument, decodeFailure, float, string } from "./command.ts"
 import * as Validate from "./validate.ts"

@@ -7,8 +7,8 @@
  */
 import * as Effect from "effect/Effect"
 import * as Result from "effect/Result"
-import { slotOf } from "../ClusterSlot.ts"
-import type { Client, Live } from "../Connection.ts"
+import { slotOf } from "./topology/slot.ts"
+import type { Client, Live } from "./connection.ts"
 import {
   classify,
   ConnectionClosed,

@@ -9,7 +9,7 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
-import type * as Connection from "../Connection.ts"
+import type * as Connection from "./connection.ts"
 import { InvalidArgument, type RedisError, TransactionAborted } from "../RedisError.ts"
 import { type Command, make as makeCommand, sendOn } from "./command.ts"
 import { sendBounded } from "./wire.ts"

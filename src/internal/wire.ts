@@ -7,7 +7,7 @@
  */
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import type { Live } from "../Connection.ts"
+import type { Live } from "./connection.ts"
 import { classify, commandTimedOut, type RedisError } from "../RedisError.ts"
 
 /**

@@ -9,14 +9,14 @@
  */
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
-import { sendBounded } from "./internal/wire.ts"
+import { sendBounded } from "./wire.ts"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import { Cluster, type Redis as IORedis } from "ioredis"
-import { address, type Connection, type Live, masters } from "./Connection.ts"
-import { ConnectionClosed, type RedisError } from "./RedisError.ts"
-import { monotonicMillis } from "./Watchdog.ts"
+import { address, type Connection, type Live, masters } from "./connection.ts"
+import { ConnectionClosed, type RedisError } from "../RedisError.ts"
+import { monotonicMillis } from "./watchdog.ts"
 
 /**
  * The heartbeat settings, decoded.

@@ -20,10 +20,10 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as SubscriptionRef from "effect/SubscriptionRef"
 import { Cluster, Redis as IORedis, type RedisOptions } from "ioredis"
-import * as ReconnectSchedule from "./ReconnectSchedule.ts"
-import type { NodeHealth } from "./Metrics.ts"
-import type { ResolvedRedisConfig } from "./RedisConfig.ts"
-import * as ReadyWaiters from "./internal/readyWaiters.ts"
+import * as ReconnectSchedule from "./schedule.ts"
+import type { ConnectionState, NodeHealth } from "../Health.ts"
+import type { ResolvedRedisConfig } from "../RedisConfig.ts"
+import * as ReadyWaiters from "./readyWaiters.ts"
 import {
   classify,
   ConnectionClosed,
@@ -31,51 +31,7 @@ import {
   databaseRefused,
   type RedisError,
   scrubCause
-} from "./RedisError.ts"
-
-/**
- * The state of the connection.
- *
- * - `Connecting`: the first connection is being opened (`attempt` counts the attempts so far).
- * - `Ready`: a connection answered its handshake and takes commands. `generation` grows with every new connection.
- * - `Reconnecting`: the connection was lost (or never made); `attempt` failed attempts so far in this cycle, the
- *   next one in `nextDelay`; `lastError` is why.
- * - `Closed`: the layer's scope closed.
- *
- * @since 0.1.0
- * @category models
- */
-export type ConnectionState =
-  | { readonly _tag: "Connecting"; readonly attempt: number }
-  | { readonly _tag: "Ready"; readonly generation: number }
-  | {
-    readonly _tag: "Reconnecting"
-    readonly attempt: number
-    readonly nextDelay: Duration.Duration
-    readonly lastError: RedisError | undefined
-  }
-  | { readonly _tag: "Closed" }
-
-/**
- * The lower-case state name used in `RedisHealth` and metrics.
- *
- * @since 0.1.0
- * @category models
- */
-export type ConnectionStatus = "connecting" | "ready" | "reconnecting" | "closed"
-
-/**
- * @since 0.1.0
- * @category models
- */
-export const status = (state: ConnectionState): ConnectionStatus =>
-  state._tag === "Connecting"
-    ? "connecting"
-    : state._tag === "Ready"
-    ? "ready"
-    : state._tag === "Reconnecting"
-    ? "reconnecting"
-    : "closed"
+} from "../RedisError.ts"
 
 /**
  * The ioredis client behind a connection: a `Redis` (standalone, or the current master found through Sentinel) or a

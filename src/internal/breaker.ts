@@ -14,7 +14,8 @@ import * as Ref from "effect/Ref"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as SubscriptionRef from "effect/SubscriptionRef"
-import { CircuitOpen } from "./RedisError.ts"
+import type { CircuitStatus } from "../Health.ts"
+import { CircuitOpen } from "../RedisError.ts"
 
 /**
  * The breaker settings, decoded.
@@ -160,14 +161,6 @@ export const retryAfter = (state: BreakerState, now: number): Duration.Duration 
       return Duration.zero
   }
 }
-
-/**
- * The lower-case state name used in `RedisHealth` and metrics.
- *
- * @since 0.1.0
- * @category models
- */
-export type CircuitStatus = "closed" | "open" | "half-open"
 
 /**
  * @since 0.1.0

@@ -1,6 +1,6 @@
 /**
- * The connection-health metrics (Effect `Metric`s, exportable with `PrometheusMetrics` or OTLP) and the `RedisHealth`
- * snapshot the service returns.
+ * What the layer tells about its health: the `RedisHealth` snapshot (`redis.health`), the connection states
+ * (`redis.states`) and the Effect `Metric`s it records (exportable with `PrometheusMetrics` or OTLP).
  *
  * Metric names are fixed and documented in docs/operations.md; commands are counted by command name and outcome
  * (`ok` or the error tag) and timed in seconds.
@@ -8,12 +8,64 @@
  * @since 0.1.0
  */
 import type * as Duration from "effect/Duration"
-import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
 import type * as Option from "effect/Option"
-import type { CircuitStatus } from "./CircuitBreaker.ts"
-import type { ConnectionStatus } from "./Connection.ts"
 import type { RedisError } from "./RedisError.ts"
+
+/**
+ * The state of the connection.
+ *
+ * - `Connecting`: the first connection is being opened (`attempt` counts the attempts so far).
+ * - `Ready`: a connection answered its handshake and takes commands. `generation` grows with every new connection.
+ * - `Reconnecting`: the connection was lost (or never made); `attempt` failed attempts so far in this cycle, the
+ *   next one in `nextDelay`; `lastError` is why.
+ * - `Closed`: the layer's scope closed.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ConnectionState =
+  | { readonly _tag: "Connecting"; readonly attempt: number }
+  | { readonly _tag: "Ready"; readonly generation: number }
+  | {
+    readonly _tag: "Reconnecting"
+    readonly attempt: number
+    readonly nextDelay: Duration.Duration
+    readonly lastError: RedisError | undefined
+  }
+  | { readonly _tag: "Closed" }
+
+/**
+ * The lower-case state name used in `RedisHealth` and metrics.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ConnectionStatus = "connecting" | "ready" | "reconnecting" | "closed"
+
+/**
+ * The lower-case name of a `ConnectionState`, as `RedisHealth.connection` and the `redis_connection_state` gauge
+ * report it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const connectionStatus = (state: ConnectionState): ConnectionStatus =>
+  state._tag === "Connecting"
+    ? "connecting"
+    : state._tag === "Ready"
+    ? "ready"
+    : state._tag === "Reconnecting"
+    ? "reconnecting"
+    : "closed"
+
+/**
+ * The lower-case state name used in `RedisHealth` and metrics.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type CircuitStatus = "closed" | "open" | "half-open"
 
 /**
  * A plain snapshot of the layer's health.
@@ -64,7 +116,7 @@ export interface NodeHealth {
   /** ioredis' connection status for that node: "ready", "connecting", "wait" (not yet needed), "end", ... */
   readonly status: string
   /** Cluster: the circuit of this master (one breaker per master); absent while it never failed. */
-  readonly circuit?: "closed" | "open" | "half-open" | undefined
+  readonly circuit?: CircuitStatus | undefined
 }
 
 /**
@@ -78,7 +130,8 @@ export const commands = Metric.counter("redis_commands_total", {
   incremental: true
 })
 
-const durationBoundaries = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
+/** @internal */
+export const durationBoundaries = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
 
 /**
  * Command duration in seconds, by `command`, from admission to reply (waiting for a connection included).
@@ -177,132 +230,3 @@ export const heartbeatFailures = Metric.counter("redis_heartbeat_failures_total"
   incremental: true
 })
 
-const connectionStateCode: Record<ConnectionStatus, number> = { connecting: 0, ready: 1, reconnecting: 2, closed: 3 }
-const circuitStateCode: Record<CircuitStatus, number> = { closed: 0, "half-open": 1, open: 2 }
-
-/**
- * Records a connection state change.
- *
- * @since 0.1.0
- * @category recording
- */
-export const recordConnectionState = (state: ConnectionStatus): Effect.Effect<void> =>
-  Metric.update(connectionState, connectionStateCode[state])
-
-/**
- * Records a circuit transition.
- *
- * @since 0.1.0
- * @category recording
- */
-export const recordCircuitState = (state: CircuitStatus): Effect.Effect<void> =>
-  Effect.andThen(
-    Metric.update(circuitState, circuitStateCode[state]),
-    Metric.update(Metric.withAttributes(circuitTransitions, { to: state }), 1)
-  )
-
-interface CommandSeries {
-  readonly outcomes: Map<string, { count: number }>
-  /** The `ok` counter, kept at hand: most commands succeed. */
-  ok: { count: number } | undefined
-  readonly buckets: Float64Array
-  count: number
-  sum: number
-  min: number
-  max: number
-}
-
-/**
- * Per-command counts and durations, kept in plain numbers on the hot path and read by the metric registry only when
- * a snapshot is taken (pull-based series registered with `Metric.registerUnsafe`). This is what lets every command be
- * counted and timed for the price of a few additions.
- *
- * The series appear as `redis_commands_total{client, command, outcome}` and
- * `redis_command_duration_seconds{client, command}`, where `client` is the layer's `connectionName` (or `default`):
- * two layers in one process need distinct names, else the second one's series replace the first one's.
- *
- * @since 0.1.0
- * @category recording
- */
-export interface CommandStats {
-  readonly record: (command: string, outcome: string, seconds: number) => void
-}
-
-/**
- * Creates the command statistics and registers their series in the current metric registry until the scope closes.
- *
- * @since 0.1.0
- * @category recording
- */
-export const makeCommandStats = Effect.fnUntraced(function*(client: string) {
-  const context = yield* Effect.context<never>()
-  const series = new Map<string, CommandSeries>()
-  const registrations: Array<{ remove(): void }> = []
-  yield* Effect.addFinalizer(() =>
-    Effect.sync(() => {
-      for (const registration of registrations) registration.remove()
-    })
-  )
-  const size = durationBoundaries.length
-
-  const seriesFor = (command: string): CommandSeries => {
-    let entry = series.get(command)
-    if (entry === undefined) {
-      const created: CommandSeries = {
-        outcomes: new Map(),
-        ok: undefined,
-        buckets: new Float64Array(size + 1),
-        count: 0,
-        sum: 0,
-        min: Number.MAX_VALUE,
-        max: -Number.MAX_VALUE
-      }
-      entry = created
-      series.set(command, created)
-      registrations.push(Metric.registerUnsafe(Metric.withAttributes(commandDuration, { client, command }), context, {
-        get: () => {
-          const buckets: Array<[number, number]> = []
-          let cumulated = 0
-          for (let i = 0; i < size; i++) {
-            cumulated += created.buckets[i]!
-            buckets.push([durationBoundaries[i]!, cumulated])
-          }
-          return { buckets, count: created.count, sum: created.sum, min: created.min, max: created.max }
-        },
-        update: () => {},
-        modify: () => {}
-      }))
-    }
-    return entry
-  }
-
-  const outcomeFor = (entry: CommandSeries, command: string, outcome: string) => {
-    let counter = entry.outcomes.get(outcome)
-    if (counter === undefined) {
-      const created = { count: 0 }
-      counter = created
-      entry.outcomes.set(outcome, created)
-      registrations.push(Metric.registerUnsafe(Metric.withAttributes(commands, { client, command, outcome }), context, {
-        get: () => ({ count: created.count, incremental: true }),
-        update: () => {},
-        modify: () => {}
-      }))
-    }
-    return counter
-  }
-
-  const record = (command: string, outcome: string, seconds: number): void => {
-    const entry = seriesFor(command)
-    if (outcome === "ok") (entry.ok ??= outcomeFor(entry, command, outcome)).count++
-    else outcomeFor(entry, command, outcome).count++
-    let bucket = 0
-    while (bucket < size && seconds > durationBoundaries[bucket]!) bucket++
-    entry.buckets[bucket]!++
-    entry.count++
-    entry.sum += seconds
-    if (seconds < entry.min) entry.min = seconds
-    if (seconds > entry.max) entry.max = seconds
-  }
-
-  return { record } satisfies CommandStats as CommandStats
-})
