@@ -42,6 +42,7 @@ import * as Dedicated from "./internal/dedicated.ts"
 import { refuse } from "./internal/guard.ts"
 import type { StreamRead } from "./internal/streamReply.ts"
 import { crossSlot } from "./internal/transaction.ts"
+import { connectorFor } from "./internal/topology/connector.ts"
 import { InvalidRedisOptions } from "./RedisConfig.ts"
 import { ConnectionClosed, ConnectionTimeout, type RedisError } from "./RedisError.ts"
 import { RedisService, type RedisServiceShape } from "./RedisService.ts"
@@ -284,7 +285,8 @@ export const make = Effect.fnUntraced(function*(redis: RedisServiceShape, option
       })
     )
 
-  const isCluster = config.topology._tag === "Cluster"
+  // Keys route by hash slot (Cluster): one blocking command's keys must share a slot.
+  const isCluster = connectorFor(config).slotted
   const execute = <A>(command: Command<A>, block: Duration.Duration): Effect.Effect<A, RedisError> => {
     if (command.invalid !== undefined) return Effect.fail(command.invalid)
     const refused = refuse(command.name, command.args)

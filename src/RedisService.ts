@@ -39,7 +39,7 @@ import { buffer, integer, optional, sendOn } from "./internal/command.ts"
 import * as Executor from "./internal/executor.ts"
 import * as Shortcut from "./internal/shortcuts.ts"
 import * as Validate from "./internal/validate.ts"
-import * as NodeBreakers from "./internal/nodeBreakers.ts"
+import * as NodeBreakers from "./internal/topology/clusterBreakers.ts"
 import { refuse } from "./internal/guard.ts"
 import { withIdempotencyKey } from "./internal/idempotency.ts"
 import * as Scan from "./internal/scan.ts"
@@ -374,7 +374,7 @@ export const make: (
     yield* breaker.run(Effect.flatMap(
       connection.acquire("PING"),
       (live) =>
-        Heartbeat.probe(live, probeTimeout).pipe(
+        Heartbeat.probe(connection.connector, live, probeTimeout).pipe(
           Effect.tapError((error) => isTransient(error) ? connection.lost(live, error) : Effect.void)
         )
     ))
@@ -385,7 +385,7 @@ export const make: (
     const stats = yield* Metrics.makeCommandStats(config.connectionName ?? "default")
     const watchdog = yield* Watchdog.make(config.commandTimeout)
     // Cluster: a breaker per master, so that one failing master does not fail the commands routed to the others.
-    const nodes = config.topology._tag === "Cluster"
+    const nodes = connection.connector.slotted
       ? yield* NodeBreakers.make({
         policy: config.breaker,
         keyPrefix: config.keyPrefix,
@@ -497,7 +497,8 @@ export const make: (
         ))
     }
 
-    const isCluster = config.topology._tag === "Cluster"
+    // Keys route to masters by hash slot (Cluster): one transaction's keys must share a slot, SCAN walks every master.
+    const isCluster = connection.connector.slotted
     const batch = <const Cs extends ReadonlyArray<Command<any>>>(commands: Cs) =>
       Transaction.batch(commands, { execute, isCluster, keyPrefix: config.keyPrefix })
     const multi = <const Cs extends ReadonlyArray<Command<any>>>(commands: Cs) =>
@@ -531,11 +532,7 @@ export const make: (
     const sscan = (key: string, scanOptions?: ScanKeyOptions) => Scan.sscan(execute, key, scanOptions)
     const zscan = (key: string, scanOptions?: ScanKeyOptions) => Scan.zscan(execute, key, scanOptions)
 
-    const topology = config.topology._tag === "Standalone"
-      ? "standalone"
-      : config.topology._tag === "Sentinel"
-      ? "sentinel"
-      : "cluster"
+    const topology = connection.connector.name
     const health = Effect.gen(function*() {
       const live = connection.current()
       const state = yield* connection.state
@@ -550,7 +547,7 @@ export const make: (
         nodeRecoveries: yield* connection.nodeRecoveries,
         lastError: yield* connection.lastError,
         topology,
-        nodes: live === undefined ? [] : withCircuits(Connection.nodes(live.client), nodes?.statuses())
+        nodes: live === undefined ? [] : withCircuits(connection.connector.nodes(live.client), nodes?.statuses())
       } satisfies Health.RedisHealth
     })
 

@@ -32,9 +32,9 @@ import * as Scope from "effect/Scope"
 import * as Semaphore from "effect/Semaphore"
 import * as Stream from "effect/Stream"
 import * as SubscriptionRef from "effect/SubscriptionRef"
-import { Cluster, type Redis as IORedis } from "ioredis"
+import type { Redis as IORedis } from "ioredis"
 import * as Channels from "./RedisChannel.ts"
-import { slotOf } from "./internal/topology/slot.ts"
+import { connectorFor, type ShardRoute } from "./internal/topology/connector.ts"
 import type * as Health from "./Health.ts"
 import * as Connection from "./internal/connection.ts"
 import * as Heartbeat from "./internal/heartbeat.ts"
@@ -202,6 +202,9 @@ export const make = Effect.fnUntraced(function*(
   const config = redis.config
   const bufferSize = options.bufferSize ?? 1024
   const sharded = options.sharded === true
+  // Pure answers of the topology (where sharded channels go, where their messages arrive).
+  const topology = connectorFor(config)
+  const shardsOnClient = topology.shardsOnClient
   // Sharded channels carry the key prefix on the wire (ioredis prefixes SPUBLISH's channel, as a key); the subscriber
   // adds it itself, on a client without a prefix, so that routing and delivery see the real name on every topology.
   const prefix = config.keyPrefix
@@ -265,7 +268,7 @@ export const make = Effect.fnUntraced(function*(
       client.on("message", (channel: string, message: string) => {
         deliver("channel", channel, { _tag: "Message", channel, message })
       })
-    } else if (!(client instanceof Cluster)) {
+    } else if (shardsOnClient) {
       client.on("smessage", onShardMessage)
     }
     client.on("pmessage", (pattern: string, channel: string, message: string) => {
@@ -320,33 +323,15 @@ export const make = Effect.fnUntraced(function*(
       ? "SUBSCRIBE"
       : "UNSUBSCRIBE"
 
-  // Where sharded channels go: the client itself (standalone, Sentinel), or on a Cluster the master owning each slot,
-  // one command per slot (a multi-channel SSUBSCRIBE must stay within one slot there).
+  // Where sharded channels go (see the topology's `shardRoutes`); on a Cluster each owner's connection is watched.
   const routes = (live: Connection.Live, wire: ReadonlyArray<string>) =>
     Effect.suspend(() => {
-      const client = live.client
-      if (!(client instanceof Cluster)) return Effect.succeed([{ target: client as Connection.Client, keys: wire }])
-      const bySlot = new Map<number, Array<string>>()
-      for (const name of wire) {
-        const slot = slotOf(name)
-        const group = bySlot.get(slot)
-        if (group === undefined) bySlot.set(slot, [name])
-        else group.push(name)
+      const routed = topology.shardRoutes(live.client, wire)
+      if (!Array.isArray(routed)) return Effect.fail(routed as RedisError)
+      if (!shardsOnClient) {
+        for (const route of routed) watchShardNode(live, route.target as IORedis)
       }
-      const masters = new Map(client.nodes("master").map((node) => [`${node.options.host}:${node.options.port}`, node]))
-      const out: Array<{ readonly target: Connection.Client; readonly keys: ReadonlyArray<string> }> = []
-      for (const [slot, keys] of bySlot) {
-        const owner = client.slots[slot]?.[0]
-        const node = owner === undefined ? undefined : masters.get(owner)
-        if (node === undefined) {
-          return Effect.fail(
-            new ConnectionClosed({ message: `No master owns slot ${slot} in the cluster's slot map`, sent: false })
-          )
-        }
-        watchShardNode(live, node)
-        out.push({ target: node, keys })
-      }
-      return Effect.succeed(out)
+      return Effect.succeed(routed as ReadonlyArray<ShardRoute>)
     })
 
   // One (P|S)(UN)SUBSCRIBE for `keys`: sharded channels are prefixed and routed to their owners.

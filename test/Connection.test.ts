@@ -8,6 +8,7 @@ import { Effect, Exit, Fiber, Option, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import type * as Health from "../src/Health.ts"
 import * as Connection from "../src/internal/connection.ts"
+import { connectorFor } from "../src/internal/topology/connector.ts"
 import * as RedisConfig from "../src/RedisConfig.ts"
 import { ConnectionReset, type RedisError } from "../src/RedisError.ts"
 import * as RedisService from "../src/RedisService.ts"
@@ -314,19 +315,19 @@ describe("the db option is selected as part of each attempt", () => {
     })))
 })
 
-describe("makeClient", () => {
+describe("connectorFor(config).makeClient", () => {
   it.effect("autoPipelining reaches ioredis: the Redis client, or the Cluster (not its node connections)", () =>
     Effect.gen(function*() {
-      const standalone = Connection.makeClient(yield* RedisConfig.resolve({ autoPipelining: true }))
+      const standalone = connectorFor(yield* RedisConfig.resolve({ autoPipelining: true })).makeClient()
       assert.isTrue(standalone.options.enableAutoPipelining)
-      const off = Connection.makeClient(yield* RedisConfig.resolve({}))
+      const off = connectorFor(yield* RedisConfig.resolve({})).makeClient()
       assert.isFalse(off.options.enableAutoPipelining)
-      const cluster = Connection.makeClient(
+      const cluster = connectorFor(
         yield* RedisConfig.resolve({
           autoPipelining: true,
           topology: { _tag: "Cluster", nodes: [{ host: "127.0.0.1", port: 7000 }] }
         })
-      )
+      ).makeClient()
       assert.isTrue(cluster.options.enableAutoPipelining)
       const nodeOptions = (cluster as unknown as { options: { redisOptions: object } }).options.redisOptions
       assert.notProperty(nodeOptions, "enableAutoPipelining")

@@ -6,6 +6,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { Redis } from "ioredis"
 import * as Connection from "../src/internal/connection.ts"
+import { clientOptions } from "../src/internal/topology/options.ts"
 import * as RedisConfig from "../src/RedisConfig.ts"
 import { classify, classifySocketError, isConnectionLost, isRedisError, isTransient } from "../src/RedisError.ts"
 import * as ChaosProxy from "../src/testing/ChaosProxy.ts"
@@ -16,7 +17,7 @@ import { sleepReal, waitUntil } from "./helpers.ts"
 const rawClient = (url: string) =>
   Effect.gen(function*() {
     const config = yield* RedisConfig.resolve({ url, connectTimeout: "300 millis" })
-    const client = new Redis(Connection.clientOptions(config))
+    const client = new Redis(clientOptions(config))
     const state = { socketError: undefined as unknown }
     client.on("error", (error: unknown) => {
       state.socketError = error

@@ -23,7 +23,7 @@ import {
   type RedisError
 } from "../RedisError.ts"
 import * as Watchdog from "./watchdog.ts"
-import type { NodeBreakers } from "./nodeBreakers.ts"
+import type { NodeBreakers } from "./topology/clusterBreakers.ts"
 
 // Failures of an attempt that did not reach the server.
 const neverSent = (error: RedisError): boolean => {
@@ -106,7 +106,7 @@ export const make = (
   // the breaker, through the connection, however many commands were in flight); other transient failures count each,
   // towards the breaker of the master the key routes to on a Cluster, else the layer's.
   // READONLY means "wrong node" only where the master can move (Sentinel, Cluster); on one server it is a plain reply.
-  const wrongRole = config.topology._tag === "Standalone" ? () => false : isWrongRole
+  const wrongRole = connection.connector.mastersMove ? isWrongRole : () => false
   // On a Cluster a lost connection is one node's: the slot map is refreshed and the Cluster client stays.
   const report = (call: Call<unknown>, live: Connection.Live | undefined, error: RedisError): Effect.Effect<void> => {
     if (isConnectionLost(error) || wrongRole(error)) {
@@ -132,7 +132,7 @@ export const make = (
   // tick's work is done (process.nextTick runs after the current microtasks, where the fibers resumed by one batch of
   // replies issue their next commands). A lone command is not corked. A Cluster writes to many node sockets: not
   // corked here.
-  const coalesce = config.topology._tag !== "Cluster"
+  const coalesce = connection.connector.corks
   let corked: { uncork(): void } | undefined
   const uncork = () => {
     const stream = corked
@@ -259,11 +259,7 @@ export const make = (
     Effect.callback<A, RedisError>((resume) => register(call, canRetry, resume))
 
   // OpenTelemetry's database conventions: never a key or a value (db.query.text is not set).
-  const serverAttributes = config.topology._tag === "Standalone"
-    ? { "db.namespace": String(config.db), "server.address": config.host, "server.port": config.port }
-    : config.topology._tag === "Sentinel"
-    ? { "db.namespace": String(config.db) }
-    : {}
+  const serverAttributes = connection.connector.serverAttributes
   const spanOptions = new Map<string, { readonly name: string; readonly options: Tracer.SpanOptions }>()
   const spanFor = (name: string) => {
     let span = spanOptions.get(name)

@@ -13,8 +13,10 @@ import { sendBounded } from "./wire.ts"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
-import { Cluster, type Redis as IORedis } from "ioredis"
-import { address, type Connection, type Live, masters } from "./connection.ts"
+import type { Redis as IORedis } from "ioredis"
+import type { Connection, Live } from "./connection.ts"
+import { address } from "./topology/cluster.ts"
+import type { Connector } from "./topology/connector.ts"
 import { ConnectionClosed, type RedisError } from "../RedisError.ts"
 import { monotonicMillis } from "./watchdog.ts"
 
@@ -69,10 +71,10 @@ export interface HeartbeatHooks {
  * @since 0.1.0
  * @category constructors
  */
-export const ping = (live: Live, timeout: Duration.Duration): Effect.Effect<void, RedisError> =>
+export const ping = (connector: Connector, live: Live, timeout: Duration.Duration): Effect.Effect<void, RedisError> =>
   bounded(
     // Every master: the one server, or each master of a Cluster (one frozen master is a miss).
-    () => Promise.all(masters(live.client).map((node) => node.ping())),
+    () => Promise.all(connector.masters(live.client).map((node) => node.ping())),
     live,
     timeout
   )
@@ -87,14 +89,12 @@ export const ping = (live: Live, timeout: Duration.Duration): Effect.Effect<void
  * @since 0.1.0
  * @category constructors
  */
-export const probe = (live: Live, timeout: Duration.Duration): Effect.Effect<void, RedisError> =>
-  live.client instanceof Cluster
-    ? Effect.flatMap(pingMasters(live, timeout), ({ all, failed }) =>
-      all > failed.length ? Effect.void : Effect.fail(
-        failed[0]?.[1] ??
-          new ConnectionClosed({ message: "The cluster has no master connection", command: "PING", sent: false })
-      ))
-    : ping(live, timeout)
+export const probe = (connector: Connector, live: Live, timeout: Duration.Duration): Effect.Effect<void, RedisError> =>
+  Effect.flatMap(pingMasters(connector, live, timeout), ({ all, failed }) =>
+    all > failed.length ? Effect.void : Effect.fail(
+      failed[0]?.[1] ??
+        new ConnectionClosed({ message: "The cluster has no master connection", command: "PING", sent: false })
+    ))
 
 /**
  * Every master of a connection PINGed at once, each bounded by `timeout`: how many there were, and which failed how.
@@ -103,11 +103,12 @@ export const probe = (live: Live, timeout: Duration.Duration): Effect.Effect<voi
  * @category constructors
  */
 export const pingMasters = (
+  connector: Connector,
   live: Live,
   timeout: Duration.Duration
 ): Effect.Effect<{ readonly all: number; readonly failed: ReadonlyArray<readonly [IORedis, RedisError]> }> =>
   Effect.gen(function*() {
-    const nodes = masters(live.client)
+    const nodes = connector.masters(live.client)
     const results = yield* Effect.forEach(nodes, (node) => Effect.result(pingNode(live, node, timeout)), {
       concurrency: "unbounded"
     })
@@ -151,7 +152,9 @@ export const make = Effect.fnUntraced(function*(
   // Cluster with `onNodeMisses`: failed PINGs in a row per master (by address), while other masters answer.
   const nodeFailures = new Map<string, number>()
 
-  const perNode = (live: Live) => hooks.onNodeMisses !== undefined && live.client instanceof Cluster
+  // With one master (one server, Sentinel) this is the plain PING below: every master failed or none did.
+  const perNode = hooks.onNodeMisses !== undefined
+  const connector = connection.connector
 
   const beat = Effect.gen(function*() {
     const live = connection.current()
@@ -163,8 +166,8 @@ export const make = Effect.fnUntraced(function*(
     }
     const start = yield* Clock.currentTimeNanos
     let failure: RedisError | undefined
-    if (perNode(live)) {
-      const { all, failed } = yield* pingMasters(live, policy.timeout)
+    if (perNode) {
+      const { all, failed } = yield* pingMasters(connector, live, policy.timeout)
       if (failed.length > 0 && failed.length < all) {
         // Some masters answer: the others are dealt with one by one, the connection stays.
         failures = 0
@@ -183,7 +186,7 @@ export const make = Effect.fnUntraced(function*(
       if (failed.length === 0) nodeFailures.clear()
       failure = failed[0]?.[1]
     } else {
-      const result = yield* Effect.result(ping(live, policy.timeout))
+      const result = yield* Effect.result(ping(connector, live, policy.timeout))
       if (result._tag === "Failure") failure = result.failure
     }
     if (failure === undefined) {

@@ -8,7 +8,8 @@
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
-import { type Client, masters } from "./connection.ts"
+import type { Client } from "./connection.ts"
+import { address, masterNodes as masters } from "./topology/cluster.ts"
 import { ConnectionClosed, type RedisError } from "../RedisError.ts"
 import { type Argument, decodeFailure, float, string } from "./command.ts"
 import * as Validate from "./validate.ts"
@@ -114,8 +115,6 @@ export const scan = (
           { concurrency: 1 }
         ))))
 }
-
-const address = (node: ReturnType<typeof masters>[number]): string => `${node.options.host}:${node.options.port}`
 
 // The node a Cluster walk is on; a node gone from the Cluster ends that walk with a typed error (not sent).
 const onNode = (client: Client, at: string): ReturnType<typeof masters>[number] => {

@@ -11,14 +11,15 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Scope from "effect/Scope"
 import * as Semaphore from "effect/Semaphore"
-import { Cluster } from "ioredis"
-import { slotOf } from "./topology/slot.ts"
-import { sendBounded } from "./wire.ts"
-import type * as Health from "../Health.ts"
-import * as CircuitBreaker from "./breaker.ts"
-import { address, type Client, type Live, masters } from "./connection.ts"
-import { pingNode } from "./heartbeat.ts"
-import type { CircuitOpen } from "../RedisError.ts"
+import type { Cluster } from "ioredis"
+import { slotOf } from "./slot.ts"
+import { sendBounded } from "../wire.ts"
+import type * as Health from "../../Health.ts"
+import * as CircuitBreaker from "../breaker.ts"
+import type { Client, Live } from "../connection.ts"
+import { address, masterNodes as masters, ownedSlot, slotsOf } from "./cluster.ts"
+import { pingNode } from "../heartbeat.ts"
+import type { CircuitOpen } from "../../RedisError.ts"
 
 /**
  * The breakers of a Cluster's masters, by address ("host:port").
@@ -41,15 +42,6 @@ export interface NodeBreakers {
   readonly onSuccess: (node: string) => Effect.Effect<void>
   /** The status of every master that has a breaker. */
   readonly statuses: () => ReadonlyMap<string, Health.CircuitStatus>
-}
-
-// ioredis' slot map: for each slot, the addresses of its master and replicas.
-const slotsOf = (client: Cluster): ReadonlyArray<ReadonlyArray<string> | undefined> =>
-  (client as unknown as { readonly slots: ReadonlyArray<ReadonlyArray<string> | undefined> }).slots
-
-const ownedSlot = (client: Cluster, node: string): number | undefined => {
-  const slot = slotsOf(client).findIndex((owners) => owners?.[0] === node)
-  return slot === -1 ? undefined : slot
 }
 
 /**
@@ -93,7 +85,7 @@ export const make = Effect.fnUntraced(function*(options: {
       if (live === undefined) return Effect.void
       const target = masters(live.client).find((n) => address(n) === node)
       if (target !== undefined) return pingNode(live, target, options.probeTimeout)
-      const slot = live.client instanceof Cluster ? ownedSlot(live.client, node) : undefined
+      const slot = ownedSlot(live.client as Cluster, node)
       // No command reaches a master whose circuit is open, so nothing would open its connection again: the probe
       // reads a key of one of its slots, which makes the Cluster client connect to it.
       return slot === undefined ? Effect.void : probeSlot(live, slot)
@@ -141,7 +133,7 @@ export const make = Effect.fnUntraced(function*(options: {
     Effect.flatMap(breakerOf(node), (breaker) => Effect.andThen(breaker.onFailure, Effect.sync(recount)))
 
   return {
-    nodeOf: (client, key) => client instanceof Cluster ? slotsOf(client)[slotOf(options.keyPrefix + key)]?.[0] : undefined,
+    nodeOf: (client, key) => slotsOf(client as Cluster)[slotOf(options.keyPrefix + key)]?.[0],
     isOpen: (node) => {
       const breaker = breakers.get(node)
       return breaker !== undefined && breaker.current()._tag !== "Closed"
