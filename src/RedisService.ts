@@ -33,6 +33,7 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as CircuitBreaker from "./internal/breaker.ts"
 import * as Connection from "./internal/connection.ts"
+import * as Core from "./internal/core.ts"
 import * as Heartbeat from "./internal/heartbeat.ts"
 import type { Command } from "./internal/command.ts"
 import { buffer, integer, optional, sendOn } from "./internal/command.ts"
@@ -187,12 +188,6 @@ export interface RedisServiceShape extends Shortcut.Shortcuts {
   readonly circuit: Stream.Stream<Health.CircuitStatus>
   /** The resolved configuration (the password stays `Redacted`). */
   readonly config: RedisConfig.ResolvedRedisConfig
-  /**
-   * For companions that open connections of their own to the same Redis (`RedisSubscriber`, the reserved connections
-   * of `RedisPersistence`): report their failures and recoveries to this layer's circuit breaker, so that one breaker
-   * speaks for the server.
-   */
-  readonly breakerSignals: { readonly failure: Effect.Effect<void>; readonly success: Effect.Effect<void> }
 }
 
 /**
@@ -505,13 +500,10 @@ export const make: (
       Transaction.multi(commands, { execute, isCluster, keyPrefix: config.keyPrefix })
 
     // The pinned connection of a `watch`: opened for the call, reporting to the breaker, closed with the call.
+    const core = Core.make(config, { failure: breaker.onFailure, success: breaker.onSuccess })
     const pinned = Effect.gen(function*() {
       yield* breaker.admit("WATCH")
-      const own = yield* Connection.make(config, { onAttemptFailed: () => breaker.onFailure }, {
-        clientOptions: {
-          connectionName: config.connectionName === undefined ? "watch" : `${config.connectionName}:watch`
-        }
-      })
+      const own = yield* core.open("watch")
       return yield* own.acquire("WATCH")
     })
     const watch = <const Cs extends ReadonlyArray<Command<any>>, E, R>(
@@ -551,7 +543,7 @@ export const make: (
       } satisfies Health.RedisHealth
     })
 
-    return RedisService.of({
+    return Core.attach(RedisService.of({
       ...Shortcut.make(run),
       get,
       set,
@@ -573,9 +565,8 @@ export const make: (
       health,
       states: connection.states,
       circuit: breaker.changes,
-      config,
-      breakerSignals: { failure: breaker.onFailure, success: breaker.onSuccess }
-    })
+      config
+    }), core)
   })
 
 

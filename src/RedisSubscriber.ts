@@ -37,6 +37,7 @@ import * as Channels from "./RedisChannel.ts"
 import { connectorFor, type ShardRoute } from "./internal/topology/connector.ts"
 import type * as Health from "./Health.ts"
 import * as Connection from "./internal/connection.ts"
+import * as Core from "./internal/core.ts"
 import * as Heartbeat from "./internal/heartbeat.ts"
 import {
   classify,
@@ -199,7 +200,8 @@ export const make = Effect.fnUntraced(function*(
   redis: RedisService["Service"],
   options: RedisSubscriberOptions = {}
 ) {
-  const config = redis.config
+  const core = Core.of(redis)
+  const config = core.config
   const bufferSize = options.bufferSize ?? 1024
   const sharded = options.sharded === true
   // Pure answers of the topology (where sharded channels go, where their messages arrive).
@@ -412,10 +414,9 @@ export const make = Effect.fnUntraced(function*(
     if (connection !== undefined) return Effect.succeed(connection)
     return Effect.gen(function*() {
       // The subscriber's connection feeds the same circuit breaker as the command connection.
-      const signals = redis.breakerSignals
-      const opened = yield* Connection.make(config, {
+      const signals = core.signals
+      const opened = yield* core.open("subscriber", {
         onClient: listen,
-        onAttemptFailed: () => signals.failure,
         onReady: (live) => Effect.andThen(signals.success, resubscribe(live)),
         onLost: () =>
           Effect.andThen(
@@ -428,11 +429,8 @@ export const make = Effect.fnUntraced(function*(
         // Ready is published by `resubscribe`, once every channel is subscribed again.
         onState: (state) => state._tag === "Ready" ? Effect.void : setState(state)
       }, {
-        clientOptions: {
-          connectionName: config.connectionName === undefined ? "subscriber" : `${config.connectionName}:subscriber`,
-          // Sharded channel names are prefixed by `send` itself (classic pub/sub commands have no keys to prefix).
-          keyPrefix: ""
-        }
+        // Sharded channel names are prefixed by `send` itself (classic pub/sub commands have no keys to prefix).
+        keyPrefix: ""
       })
       connection = opened
       if (config.heartbeat !== undefined) {

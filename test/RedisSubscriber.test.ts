@@ -5,6 +5,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Fiber, Layer, Option, Ref, Schema, Stream } from "effect"
 import { TestClock } from "effect/testing"
+import * as Core from "../src/internal/core.ts"
 import * as Channels from "../src/RedisChannel.ts"
 import { make as makeService, RedisService } from "../src/RedisService.ts"
 import * as RedisSubscriber from "../src/RedisSubscriber.ts"
@@ -151,17 +152,16 @@ describe("RedisSubscriber (real redis-server)", () => {
       const server = yield* RedisTestServer.make()
       const redis = yield* makeService({ ...fast, url: server.url, heartbeat: false })
       const signals = { failure: 0, success: 0 }
-      const subscriber = yield* RedisSubscriber.make({
-        ...redis,
-        breakerSignals: {
-          failure: Effect.sync(() => {
-            signals.failure++
-          }),
-          success: Effect.sync(() => {
-            signals.success++
-          })
-        }
+      // The service's core, with its breaker signals counted instead.
+      const counted = Core.make(redis.config, {
+        failure: Effect.sync(() => {
+          signals.failure++
+        }),
+        success: Effect.sync(() => {
+          signals.success++
+        })
       })
+      const subscriber = yield* RedisSubscriber.make(Core.attach({ ...redis }, counted))
       yield* collect(subscriber.subscribe("signals"))
       yield* waitUntil(numsub(server, "signals"), (n) => n === 1)
       assert.deepStrictEqual(signals, { failure: 0, success: 1 })

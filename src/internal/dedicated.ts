@@ -11,7 +11,8 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
-import * as Connection from "./connection.ts"
+import type * as Connection from "./connection.ts"
+import * as Core from "./core.ts"
 import {
   CircuitOpen,
   classify,
@@ -66,21 +67,20 @@ export const admit = (redis: RedisServiceShape, command: string): Effect.Effect<
 /**
  * Opens one dedicated connection in the current scope: it waits at most `acquireTimeout` for it (retrying by the
  * reconnect schedule meanwhile), fails fast with `CircuitOpen` while the breaker is open, and reports failed attempts
- * to connect, command timeouts, transient reply errors and successes to the layer's breaker (`breakerSignals`). No
+ * to connect, command timeouts, transient reply errors and successes to the layer's breaker (its core's signals). No
  * heartbeat runs on it: a blocking command would hold the PING.
  *
  * @internal
  */
 export const open = Effect.fnUntraced(function*(redis: RedisServiceShape, role: string) {
-  const config = redis.config
-  const signals = redis.breakerSignals
+  const core = Core.of(redis)
+  const { config, signals } = core
   yield* admit(redis, role.toUpperCase())
   const scope = yield* Scope.fork(yield* Effect.scope, "sequential")
   let lost = false
   // Failed attempts to open count towards the breaker; a loss does not: one reset drops the shared connection (which
   // counts it, once) and every dedicated one at the same time, and must not count as many failures.
-  const connection = yield* Connection.make(config, {
-    onAttemptFailed: () => signals.failure,
+  const connection = yield* core.open(role, {
     // A lost dedicated connection is done: stop its reconnect loop rather than open a socket nobody will use. The
     // scope is closed from outside the loop's fiber, which the close interrupts.
     onLost: () =>
@@ -90,10 +90,6 @@ export const open = Effect.fnUntraced(function*(redis: RedisServiceShape, role: 
         }),
         Effect.forkDetach(Scope.close(scope, Exit.void))
       ).pipe(Effect.asVoid)
-  }, {
-    clientOptions: {
-      connectionName: config.connectionName === undefined ? role : `${config.connectionName}:${role}`
-    }
   }).pipe(Scope.provide(scope))
   const live = yield* connection.acquire(role.toUpperCase()).pipe(
     Effect.onError((cause) => Scope.close(scope, Exit.failCause(cause)))
@@ -133,8 +129,8 @@ export const open = Effect.fnUntraced(function*(redis: RedisServiceShape, role: 
 })
 
 interface Pinned {
-  readonly config: RedisServiceShape["config"]
-  readonly signals: RedisServiceShape["breakerSignals"]
+  readonly config: Core.Core["config"]
+  readonly signals: Core.BreakerSignals
   readonly connection: Connection.Connection
   readonly live: Connection.Live
 }
