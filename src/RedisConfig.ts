@@ -11,14 +11,16 @@
  * @since 0.1.0
  */
 import * as Config from "effect/Config"
-import * as Duration from "effect/Duration"
-import * as Effect from "effect/Effect"
-import { NodeInspectSymbol } from "effect/Inspectable"
+import type * as Duration from "effect/Duration"
+import type * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import * as Redactable from "effect/Redactable"
-import * as Redacted from "effect/Redacted"
-import * as Schema from "effect/Schema"
+import type * as Redacted from "effect/Redacted"
 import type { ConnectionOptions } from "node:tls"
+import { InvalidRedisOptions } from "./internal/config/checks.ts"
+import * as Defaults from "./internal/config/defaults.ts"
+import * as IORedisOptions from "./internal/config/ioredis.ts"
+import * as Redact from "./internal/config/redact.ts"
+import * as Resolve from "./internal/config/resolve.ts"
 
 // -----------------------------------------------------------------------------
 // models
@@ -214,10 +216,7 @@ export interface ResolvedRedisConfig {
  * @since 0.1.0
  * @category errors
  */
-export class InvalidRedisOptions extends Schema.TaggedError<InvalidRedisOptions>()("InvalidRedisOptions", {
-  field: Schema.String,
-  message: Schema.String
-}) {}
+export { InvalidRedisOptions }
 
 // -----------------------------------------------------------------------------
 // redaction
@@ -262,21 +261,6 @@ export interface RedisConfigSummary {
   readonly ioredis: ReadonlyArray<string>
 }
 
-const secretTlsKeys: ReadonlySet<string> = new Set(["key", "passphrase", "pfx", "secureContext", "pskCallback"])
-
-const redactTls = (tls: boolean | ConnectionOptions): RedisConfigSummary["tls"] => {
-  if (typeof tls === "boolean") return tls
-  const out: Record<string, string | number | boolean | null> = {}
-  for (const [key, value] of Object.entries(tls)) {
-    if (value === undefined) continue
-    if (secretTlsKeys.has(key)) out[key] = "<redacted>"
-    else if (value === null || typeof value === "string" || typeof value === "number" || typeof value === "boolean") {
-      out[key] = value
-    } else out[key] = "<set>"
-  }
-  return out
-}
-
 /**
  * A printable summary of a resolved config (see `RedisConfigSummary`). This is what resolved configs show in
  * `String(...)`, `JSON.stringify`, `util.inspect` and logs; call it to log a config copied with spread.
@@ -284,61 +268,7 @@ const redactTls = (tls: boolean | ConnectionOptions): RedisConfigSummary["tls"] 
  * @since 0.1.0
  * @category redaction
  */
-export const redact = (config: ResolvedRedisConfig): RedisConfigSummary => ({
-  host: config.host,
-  port: config.port,
-  db: config.db,
-  username: config.username === undefined ? undefined : "<redacted>",
-  password: config.password === undefined ? undefined : String(config.password),
-  tls: redactTls(config.tls),
-  keyPrefix: config.keyPrefix,
-  connectionName: config.connectionName,
-  connectTimeout: Duration.format(config.connectTimeout),
-  commandTimeout: Duration.format(config.commandTimeout),
-  acquireTimeout: Duration.format(config.acquireTimeout),
-  reconnect: {
-    base: Duration.format(config.reconnect.base),
-    factor: config.reconnect.factor,
-    cap: Duration.format(config.reconnect.cap),
-    jitter: config.reconnect.jitter,
-    debounce: Duration.format(config.reconnect.debounce)
-  },
-  heartbeat: config.heartbeat === undefined ? false : {
-    interval: Duration.format(config.heartbeat.interval),
-    timeout: Duration.format(config.heartbeat.timeout),
-    misses: config.heartbeat.misses
-  },
-  breaker: {
-    failureThreshold: config.breaker.failureThreshold,
-    openDuration: Duration.format(config.breaker.openDuration),
-    maxOpenDuration: Duration.format(config.breaker.maxOpenDuration)
-  },
-  topology: config.topology,
-  autoPipelining: config.autoPipelining,
-  awaitReady: config.awaitReady,
-  // Names only: a sentinelPassword or a TLS key must not be printed.
-  ioredis: Object.keys(config.ioredis)
-})
-
-const ResolvedProto = {
-  toJSON(this: ResolvedRedisConfig) {
-    return redact(this)
-  },
-  toString(this: ResolvedRedisConfig) {
-    return `RedisConfig(${JSON.stringify(redact(this))})`
-  },
-  [NodeInspectSymbol](this: ResolvedRedisConfig) {
-    return redact(this)
-  },
-  [Redactable.symbolRedactable](this: ResolvedRedisConfig) {
-    return redact(this)
-  }
-}
-
-const defaultHeartbeat = { interval: Duration.seconds(1), timeout: Duration.millis(500), misses: 2 } as const
-
-const makeResolved = (fields: ResolvedRedisConfig): ResolvedRedisConfig =>
-  Object.assign(Object.create(ResolvedProto), fields)
+export const redact: (config: ResolvedRedisConfig) => RedisConfigSummary = Redact.redact
 
 // -----------------------------------------------------------------------------
 // defaults
@@ -353,208 +283,11 @@ const makeResolved = (fields: ResolvedRedisConfig): ResolvedRedisConfig =>
  * @since 0.1.0
  * @category defaults
  */
-export const defaults: ResolvedRedisConfig = makeResolved({
-  host: "127.0.0.1",
-  port: 6379,
-  db: 0,
-  username: undefined,
-  password: undefined,
-  tls: false,
-  keyPrefix: "",
-  connectionName: undefined,
-  connectTimeout: Duration.seconds(5),
-  commandTimeout: Duration.seconds(2),
-  acquireTimeout: Duration.seconds(1),
-  reconnect: {
-    base: Duration.millis(100),
-    factor: 2,
-    cap: Duration.seconds(5),
-    jitter: true,
-    debounce: Duration.millis(50)
-  },
-  heartbeat: defaultHeartbeat,
-  breaker: {
-    failureThreshold: 5,
-    openDuration: Duration.seconds(1),
-    maxOpenDuration: Duration.seconds(30)
-  },
-  topology: { _tag: "Standalone" },
-  autoPipelining: false,
-  ioredis: {},
-  awaitReady: false
-})
-
-// -----------------------------------------------------------------------------
-// validation
-// -----------------------------------------------------------------------------
-
-type Check<A> = Effect.Effect<A, InvalidRedisOptions>
-
-const invalid = (field: string, message: string): Check<never> =>
-  Effect.fail(new InvalidRedisOptions({ field, message: `${field}: ${message}` }))
-
-const describe = (value: unknown): string => typeof value === "string" ? JSON.stringify(value) : String(value)
-
-const isPort = (value: unknown): value is number =>
-  typeof value === "number" && Number.isInteger(value) && value >= 1 && value <= 65535
-
-const checkPort = (field: string, value: unknown): Check<number> =>
-  isPort(value) ? Effect.succeed(value) : invalid(field, `must be an integer in 1..65535, got ${describe(value)}`)
-
-const checkHost = (field: string, value: unknown): Check<string> =>
-  typeof value === "string" && value.length > 0
-    ? Effect.succeed(value)
-    : invalid(field, `must be a non-empty string, got ${describe(value)}`)
-
-const checkInteger = (field: string, value: unknown, min: number): Check<number> =>
-  typeof value === "number" && Number.isInteger(value) && value >= min
-    ? Effect.succeed(value)
-    : invalid(field, `must be an integer >= ${min}, got ${describe(value)}`)
-
-const checkBoolean = (field: string, value: unknown): Check<boolean> =>
-  typeof value === "boolean" ? Effect.succeed(value) : invalid(field, `must be a boolean, got ${describe(value)}`)
-
-const checkString = (field: string, value: unknown): Check<string> =>
-  typeof value === "string" ? Effect.succeed(value) : invalid(field, `must be a string, got ${describe(value)}`)
-
-const checkDuration = (
-  field: string,
-  input: Duration.Input,
-  options?: { readonly allowZero?: boolean }
-): Check<Duration.Duration> => {
-  const decoded = Duration.fromInput(input)
-  if (Option.isNone(decoded)) {
-    return invalid(field, `must be a Duration.Input such as "2 seconds" or 2000 (millis), got ${describe(input)}`)
-  }
-  const duration = decoded.value
-  if (!Duration.isFinite(duration)) return invalid(field, `must be finite, got ${Duration.format(duration)}`)
-  if (Duration.isNegative(duration) || (Duration.isZero(duration) && options?.allowZero !== true)) {
-    return invalid(field, `must be ${options?.allowZero === true ? ">= 0" : "> 0"}, got ${Duration.format(duration)}`)
-  }
-  return Effect.succeed(duration)
-}
-
-// CLIENT SETNAME rejects spaces and anything outside printable ASCII.
-const checkConnectionName = (value: unknown): Check<string> =>
-  typeof value === "string" && /^[!-~]+$/.test(value)
-    ? Effect.succeed(value)
-    : invalid("connectionName", `must be non-empty printable ASCII without spaces, got ${describe(value)}`)
-
-const checkTopology = (topology: unknown): Check<Topology> => {
-  const nodes = (field: string, value: unknown): Check<ReadonlyArray<RedisNode>> =>
-    Array.isArray(value) && value.length > 0
-      ? Effect.forEach(value, (node: unknown, i) =>
-        Effect.all({
-          host: checkHost(`${field}[${i}].host`, (node as Partial<RedisNode> | undefined)?.host),
-          port: checkPort(`${field}[${i}].port`, (node as Partial<RedisNode> | undefined)?.port)
-        }))
-      : invalid(field, "must be a non-empty array of { host, port }")
-  const tag = (topology as { readonly _tag?: unknown } | undefined)?._tag
-  switch (tag) {
-    case "Standalone":
-      return Effect.succeed({ _tag: "Standalone" })
-    case "Sentinel": {
-      const sentinel = topology as Extract<Topology, { _tag: "Sentinel" }>
-      return Effect.all({
-        sentinels: nodes("topology.sentinels", sentinel.sentinels),
-        name: checkHost("topology.name", sentinel.name)
-      }).pipe(Effect.map(({ name, sentinels }) => ({ _tag: "Sentinel", sentinels, name })))
-    }
-    case "Cluster":
-      return nodes("topology.nodes", (topology as Extract<Topology, { _tag: "Cluster" }>).nodes).pipe(
-        Effect.map((nodes) => ({ _tag: "Cluster", nodes }))
-      )
-    default:
-      return invalid("topology", `_tag must be "Standalone", "Sentinel" or "Cluster", got ${describe(tag)}`)
-  }
-}
-
-// -----------------------------------------------------------------------------
-// url
-// -----------------------------------------------------------------------------
-
-interface UrlParts {
-  readonly tls: boolean
-  readonly host: string | undefined
-  readonly port: number | undefined
-  readonly db: number | undefined
-  readonly username: string | undefined
-  readonly password: string | undefined
-}
-
-const nonEmpty = (s: string): string | undefined => s.length > 0 ? s : undefined
-
-// Never quote the input or keep the parser's exception: both may contain the password.
-const parseUrl = (url: string): Check<UrlParts> => {
-  const scheme = /^(rediss?):\/\//i.exec(url)?.[1]?.toLowerCase()
-  if (scheme === undefined) return invalid("url", "must start with redis:// or rediss://")
-  let parsed: URL
-  try {
-    parsed = new URL(url)
-  } catch {
-    return invalid("url", "is not a valid URL (a password with reserved characters must be percent-encoded)")
-  }
-  if (parsed.search !== "" || parsed.hash !== "") {
-    return invalid("url", "must not have a query string or fragment; use the options instead")
-  }
-  const dbMatch = /^\/(\d+)?$/.exec(parsed.pathname)
-  if (parsed.pathname !== "" && dbMatch === null) {
-    return invalid("url", "path must be empty or /<db>, with db a non-negative integer")
-  }
-  const port = parsed.port === "" ? undefined : Number(parsed.port)
-  if (port !== undefined && !isPort(port)) return invalid("url", "port must be an integer in 1..65535")
-  let username: string
-  let password: string
-  try {
-    username = decodeURIComponent(parsed.username)
-    password = decodeURIComponent(parsed.password)
-  } catch {
-    return invalid("url", "username or password has a malformed percent-encoding")
-  }
-  const host = parsed.hostname.startsWith("[") && parsed.hostname.endsWith("]")
-    ? parsed.hostname.slice(1, -1)
-    : parsed.hostname
-  return Effect.succeed({
-    tls: scheme === "rediss",
-    host: nonEmpty(host),
-    port,
-    db: dbMatch?.[1] === undefined ? undefined : Number(dbMatch[1]),
-    username: nonEmpty(username),
-    password: nonEmpty(password)
-  })
-}
+export const defaults: ResolvedRedisConfig = Defaults.defaults
 
 // -----------------------------------------------------------------------------
 // resolve
 // -----------------------------------------------------------------------------
-
-const orElse = <A>(value: A | undefined, fallback: A): A => value === undefined ? fallback : value
-
-const resolvePassword = (
-  option: string | Redacted.Redacted<string> | undefined,
-  fromUrl: string | undefined
-): Check<Redacted.Redacted<string> | undefined> => {
-  if (option === undefined) return Effect.succeed(fromUrl === undefined ? undefined : Redacted.make(fromUrl))
-  const value: unknown = Redacted.isRedacted(option) ? Redacted.value(option) : option
-  if (typeof value !== "string") return invalid("password", "must be a string or a Redacted string")
-  if (value === "") return Effect.succeed(undefined)
-  return Effect.succeed(Redacted.isRedacted(option) ? option : Redacted.make(value))
-}
-
-const resolveHeartbeat = Effect.fnUntraced(function*(
-  options: Exclude<RedisOptions["heartbeat"], false | undefined>
-) {
-  const interval = yield* checkDuration("heartbeat.interval", orElse(options.interval, defaultHeartbeat.interval))
-  const timeout = yield* checkDuration("heartbeat.timeout", orElse(options.timeout, defaultHeartbeat.timeout))
-  if (Duration.isGreaterThan(timeout, interval)) {
-    return yield* invalid(
-      "heartbeat.timeout",
-      `must be <= heartbeat.interval (${Duration.format(interval)}), got ${Duration.format(timeout)}`
-    )
-  }
-  const misses = yield* checkInteger("heartbeat.misses", orElse(options.misses, defaultHeartbeat.misses), 1)
-  return { interval, timeout, misses }
-})
 
 /**
  * Fills in the defaults, parses `url`, decodes the durations and validates everything, failing with the first
@@ -588,132 +321,8 @@ const resolveHeartbeat = Effect.fnUntraced(function*(
  * @since 0.1.0
  * @category constructors
  */
-export const resolve = Effect.fnUntraced(function*(
-  options: RedisOptions = {}
-): Effect.fn.Return<ResolvedRedisConfig, InvalidRedisOptions> {
-  const rawUrl = Redacted.isRedacted(options.url) ? Redacted.value(options.url) : options.url
-  if (rawUrl !== undefined && typeof rawUrl !== "string") {
-    return yield* invalid("url", "must be a string or a Redacted string")
-  }
-  const url: Partial<UrlParts> = rawUrl === undefined ? {} : yield* parseUrl(rawUrl)
-
-  const host = yield* checkHost("host", orElse(options.host, orElse(url.host, defaults.host)))
-  const port = yield* checkPort("port", orElse(options.port, orElse(url.port, defaults.port)))
-  const db = yield* checkInteger("db", orElse(options.db, orElse(url.db, defaults.db)), 0)
-  const rawUsername = orElse(options.username, url.username)
-  // Never quoted: a user name is half of a credential.
-  const username = rawUsername === undefined
-    ? undefined
-    : typeof rawUsername === "string"
-    ? rawUsername
-    : yield* invalid("username", "must be a string")
-  const password = yield* resolvePassword(options.password, url.password)
-  const tls = options.tls === undefined ? orElse(url.tls, defaults.tls) : options.tls
-  if (typeof tls !== "boolean" && (typeof tls !== "object" || tls === null)) {
-    return yield* invalid("tls", `must be a boolean or node:tls ConnectionOptions, got ${describe(tls)}`)
-  }
-  const keyPrefix = yield* checkString("keyPrefix", orElse(options.keyPrefix, defaults.keyPrefix))
-  const connectionName = options.connectionName === undefined
-    ? undefined
-    : yield* checkConnectionName(options.connectionName)
-
-  const connectTimeout = yield* checkDuration(
-    "connectTimeout",
-    orElse(options.connectTimeout, defaults.connectTimeout)
-  )
-  const commandTimeout = yield* checkDuration(
-    "commandTimeout",
-    orElse(options.commandTimeout, defaults.commandTimeout)
-  )
-  const acquireTimeout = yield* checkDuration(
-    "acquireTimeout",
-    orElse(options.acquireTimeout, defaults.acquireTimeout)
-  )
-
-  const reconnectOptions = options.reconnect ?? {}
-  const base = yield* checkDuration("reconnect.base", orElse(reconnectOptions.base, defaults.reconnect.base))
-  const factor = orElse(reconnectOptions.factor, defaults.reconnect.factor)
-  if (typeof factor !== "number" || !Number.isFinite(factor) || factor < 1) {
-    return yield* invalid("reconnect.factor", `must be a finite number >= 1, got ${describe(factor)}`)
-  }
-  const cap = yield* checkDuration("reconnect.cap", orElse(reconnectOptions.cap, defaults.reconnect.cap))
-  if (Duration.isLessThan(cap, base)) {
-    return yield* invalid(
-      "reconnect.cap",
-      `must be >= reconnect.base (${Duration.format(base)}), got ${Duration.format(cap)}`
-    )
-  }
-  const jitter = yield* checkBoolean("reconnect.jitter", orElse(reconnectOptions.jitter, defaults.reconnect.jitter))
-  const debounce = yield* checkDuration(
-    "reconnect.debounce",
-    orElse(reconnectOptions.debounce, defaults.reconnect.debounce),
-    { allowZero: true }
-  )
-
-  const heartbeat = options.heartbeat === false ? undefined : yield* resolveHeartbeat(options.heartbeat ?? {})
-
-  const breakerOptions = options.breaker ?? {}
-  const failureThreshold = yield* checkInteger(
-    "breaker.failureThreshold",
-    orElse(breakerOptions.failureThreshold, defaults.breaker.failureThreshold),
-    1
-  )
-  const openDuration = yield* checkDuration(
-    "breaker.openDuration",
-    orElse(breakerOptions.openDuration, defaults.breaker.openDuration)
-  )
-  const maxOpenDuration = yield* checkDuration(
-    "breaker.maxOpenDuration",
-    orElse(breakerOptions.maxOpenDuration, defaults.breaker.maxOpenDuration)
-  )
-  if (Duration.isLessThan(maxOpenDuration, openDuration)) {
-    return yield* invalid(
-      "breaker.maxOpenDuration",
-      `must be >= breaker.openDuration (${Duration.format(openDuration)}), got ${Duration.format(maxOpenDuration)}`
-    )
-  }
-
-  const topology = yield* checkTopology(orElse(options.topology, defaults.topology))
-  if (topology._tag === "Cluster" && db !== 0) {
-    return yield* invalid("db", `must be 0 with a Cluster topology (Redis Cluster has only database 0), got ${db}`)
-  }
-  const autoPipelining = yield* checkBoolean(
-    "autoPipelining",
-    orElse(options.autoPipelining, defaults.autoPipelining)
-  )
-  const awaitReady = yield* checkBoolean("awaitReady", orElse(options.awaitReady, defaults.awaitReady))
-  const ioredis = options.ioredis ?? {}
-  if (typeof ioredis !== "object" || ioredis === null || Array.isArray(ioredis)) {
-    return yield* invalid("ioredis", "must be an object of ioredis options")
-  }
-  for (const name of Object.keys(ioredis)) {
-    const instead = ownedIORedisOptions.get(name)
-    if (instead !== undefined) return yield* invalid(`ioredis.${name}`, `is owned by the layer; ${instead}`)
-  }
-
-  return makeResolved({
-    host,
-    port,
-    db,
-    username,
-    password,
-    tls,
-    keyPrefix,
-    connectionName,
-    connectTimeout,
-    commandTimeout,
-    acquireTimeout,
-    reconnect: { base, factor, cap, jitter, debounce },
-    heartbeat,
-    breaker: { failureThreshold, openDuration, maxOpenDuration },
-    topology,
-    autoPipelining,
-    awaitReady,
-    ioredis
-  })
-})
-
-const layerOwns = "the layer does this itself (reconnect schedule, breaker, acquireTimeout, resends)"
+export const resolve: (options?: RedisOptions) => Effect.Effect<ResolvedRedisConfig, InvalidRedisOptions> =
+  Resolve.resolve
 
 /**
  * The ioredis options `RedisOptions.ioredis` refuses, with what to use instead.
@@ -721,42 +330,7 @@ const layerOwns = "the layer does this itself (reconnect schedule, breaker, acqu
  * @since 0.2.0
  * @category options
  */
-export const ownedIORedisOptions: ReadonlyMap<string, string> = new Map([
-  ["retryStrategy", `use reconnect: { base, factor, cap, jitter, debounce }; ${layerOwns}`],
-  ["reconnectOnError", layerOwns],
-  ["enableOfflineQueue", `use acquireTimeout; ${layerOwns}`],
-  ["maxRetriesPerRequest", `use acquireTimeout and the breaker; ${layerOwns}`],
-  ["autoResendUnfulfilledCommands", layerOwns],
-  ["autoResubscribe", "RedisSubscriber resubscribes and reports the gap"],
-  ["lazyConnect", layerOwns],
-  ["commandTimeout", "use commandTimeout"],
-  ["connectTimeout", "use connectTimeout"],
-  ["enableAutoPipelining", "use autoPipelining"],
-  ["host", "use url, host or topology"],
-  ["port", "use url, port or topology"],
-  ["path", "use url, host or topology"],
-  ["db", "use db"],
-  ["username", "use username"],
-  ["password", "use password"],
-  ["tls", "use tls"],
-  ["keyPrefix", "use keyPrefix"],
-  ["connectionName", "use connectionName"],
-  ["sentinels", "use topology: { _tag: \"Sentinel\", sentinels, name }"],
-  ["name", "use topology: { _tag: \"Sentinel\", sentinels, name }"],
-  ["role", "the layer connects to the master"],
-  ["sentinelRetryStrategy", layerOwns],
-  ["failoverDetector", layerOwns],
-  ["clusterRetryStrategy", layerOwns],
-  ["retryDelayOnFailover", layerOwns],
-  ["retryDelayOnClusterDown", layerOwns],
-  ["retryDelayOnTryAgain", layerOwns],
-  ["retryDelayOnMoved", layerOwns],
-  ["maxRedirections", layerOwns],
-  ["slotsRefreshTimeout", "the layer bounds it by commandTimeout"],
-  ["redisOptions", "pass the node options at the top level of ioredis"],
-  ["disconnectTimeout", layerOwns],
-  ["enableReadyCheck", layerOwns]
-])
+export const ownedIORedisOptions: ReadonlyMap<string, string> = IORedisOptions.ownedIORedisOptions
 
 // -----------------------------------------------------------------------------
 // config
