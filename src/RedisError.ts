@@ -13,10 +13,39 @@
  *
  * @since 0.1.0
  */
-import * as Cause from "effect/Cause"
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Predicate from "effect/Predicate"
+import {
+  ABORTED,
+  CONNECTION_CLOSED,
+  NOT_WRITABLE,
+  resetCodes,
+  tlsAdvice,
+  tlsReason,
+  unavailableCodes,
+  unreachableCodes
+} from "./internal/errors/codes.ts"
+import {
+  decodeCause,
+  errorCode,
+  errorMessage,
+  isReplyError,
+  maybeApplied,
+  replyCode,
+  scrubMessage,
+  where
+} from "./internal/errors/scrub.ts"
+
+/**
+ * Removes what a Redis (or ioredis) error message echoes of a command's arguments, keeping the rest: the reply code,
+ * Redis' explanation, the command name. A quoted argument becomes `'<redacted>'`; `... with args beginning with:`
+ * loses everything after the colon.
+ *
+ * @since 0.2.0
+ * @category redaction
+ */
+export { scrubMessage }
 
 /**
  * The connection was reset by the peer (ECONNRESET) or the socket broke while writing (EPIPE).
@@ -169,19 +198,6 @@ export class DecodeError extends Data.TaggedError("DecodeError")<{
   }
 }
 
-// The message of a decoding failure (a Schema issue, a thrown Error), its quoted and reported values redacted.
-function decodeCause(cause: unknown): { readonly name: string; readonly message: string } {
-  const squashed = Cause.isCause(cause) ? Cause.squash(cause) : cause
-  const name = squashed instanceof Error ? squashed.name : "DecodeFailure"
-  const text = squashed instanceof Error ? squashed.message : String(squashed)
-  return {
-    name,
-    message: scrubMessage(text)
-      .replace(/"(?:[^"\\]|\\.)*"/g, `"${REDACTED}"`)
-      .replace(/\b(got|actual|value) (?!<redacted>)[^\n,)]*/gi, (_, word: string) => `${word} ${REDACTED}`)
-  }
-}
-
 /**
  * The one way a command that got no reply in time is reported (every path: the command connection, the heartbeat,
  * the subscriber, pinned and probe connections).
@@ -315,13 +331,6 @@ const tags: ReadonlySet<string> = new Set([
 export const isRedisError = (u: unknown): u is RedisError =>
   Predicate.hasProperty(u, "_tag") && typeof u._tag === "string" && tags.has(u._tag)
 
-const unavailableCodes: ReadonlyMap<string, number> = new Map([
-  ["LOADING", 1000],
-  ["TRYAGAIN", 100],
-  ["CLUSTERDOWN", 500],
-  ["MASTERDOWN", 500]
-])
-
 /**
  * Whether a reply error means the command reached the wrong node: a write on a replica (`READONLY`). Such a command
  * was not applied, and the connection should be replaced.
@@ -386,50 +395,6 @@ export interface CauseSummary {
   readonly syscall?: string | undefined
 }
 
-const REDACTED = "<redacted>"
-
-// Quoted names Redis' messages may keep: a command name ("unknown command 'foo'", "wrong number of arguments for
-// 'set' command", "no permissions to run the 'select' command") and the maxmemory setting of an OOM.
-const keptQuotes = /(unknown command |arguments for |to run the |> )'([A-Za-z0-9_|.:-]{1,64})'/g
-// Everything after these is an echo of the command's arguments or of a reply (ioredis' queue state error).
-const echoTails = /(with args beginning with:|Last reply:)[\s\S]*$/
-
-/**
- * Removes what a Redis (or ioredis) error message echoes of a command's arguments, keeping the rest: the reply code,
- * Redis' explanation, the command name.
- *
- * **Details**
- *
- * - `... with args beginning with: 'a' 'b'` loses everything after the colon.
- * - Any other quoted text (`Invalid argument 'x' for CONFIG SET`, `No such key 'k' or consumer group 'g'`, Lua's
- *   `near 'x'`) becomes `'<redacted>'`, from the first quote to the last, so that an argument holding a quote cannot
- *   split the redaction. Apostrophes inside words (`couldn't`) are not quotes. Command names in the known phrases
- *   above, and `'maxmemory'`, stay.
- *
- * @since 0.2.0
- * @category redaction
- */
-export const scrubMessage = (message: string): string => {
-  const kept: Array<string> = []
-  // Known-safe quoted names are set aside (as \u0000n\u0000) while every other quoted span is redacted.
-  let text = message.replace(echoTails, (_, phrase: string) => `${phrase} ${REDACTED}`).replace(
-    keptQuotes,
-    (_, before: string, name: string) => `${before}\u0000${kept.push(name) - 1}\u0000`
-  )
-  const quotes: Array<number> = []
-  for (let i = 0; i < text.length; i++) {
-    if (text[i] !== "'") continue
-    // An apostrophe between two letters is part of a word, not a quote.
-    if (/\p{L}/u.test(text[i - 1] ?? "") && /\p{L}/u.test(text[i + 1] ?? "")) continue
-    quotes.push(i)
-  }
-  if (quotes.length === 1) text = `${text.slice(0, quotes[0]!)}'${REDACTED}`
-  else if (quotes.length > 1) {
-    text = `${text.slice(0, quotes[0]!)}'${REDACTED}'${text.slice(quotes[quotes.length - 1]! + 1)}`
-  }
-  return kept.length === 0 ? text : text.replace(/\u0000(\d+)\u0000/g, (_, n: string) => `'${kept[Number(n)]}'`)
-}
-
 /**
  * The one place a foreign failure is turned into what this library's errors keep as `cause` (see `CauseSummary`).
  * This library's own errors are kept as they are (they are built scrubbed); anything else that is not an object is
@@ -476,73 +441,6 @@ export interface ClassifyContext {
   /** The configured connect timeout, reported in `ConnectionTimeout`. */
   readonly connectTimeout?: Duration.Duration | undefined
 }
-
-/** Messages ioredis uses when a command fails because the connection is gone. */
-const CONNECTION_CLOSED = "Connection is closed."
-const NOT_WRITABLE = "Stream isn't writeable"
-const ABORTED = "Command aborted due to connection close"
-
-const resetCodes: ReadonlySet<string> = new Set(["ECONNRESET", "EPIPE", "ECONNABORTED"])
-const unreachableCodes: ReadonlySet<string> = new Set([
-  "ECONNREFUSED",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "ENOTFOUND",
-  "EAI_AGAIN",
-  "EADDRNOTAVAIL"
-])
-
-// Node's (OpenSSL's) certificate verification codes, by what went wrong.
-const certificateCodes: ReadonlyMap<string, TlsHandshakeFailed["reason"]> = new Map([
-  ["DEPTH_ZERO_SELF_SIGNED_CERT", "untrusted-certificate"],
-  ["SELF_SIGNED_CERT_IN_CHAIN", "untrusted-certificate"],
-  ["UNABLE_TO_VERIFY_LEAF_SIGNATURE", "untrusted-certificate"],
-  ["UNABLE_TO_GET_ISSUER_CERT", "untrusted-certificate"],
-  ["UNABLE_TO_GET_ISSUER_CERT_LOCALLY", "untrusted-certificate"],
-  ["CERT_UNTRUSTED", "untrusted-certificate"],
-  ["CERT_SIGNATURE_FAILURE", "untrusted-certificate"],
-  ["CERT_REJECTED", "untrusted-certificate"],
-  ["CERT_REVOKED", "untrusted-certificate"],
-  ["INVALID_CA", "untrusted-certificate"],
-  ["ERR_TLS_CERT_ALTNAME_INVALID", "hostname-mismatch"],
-  ["HOSTNAME_MISMATCH", "hostname-mismatch"],
-  ["CERT_HAS_EXPIRED", "expired-certificate"],
-  ["CERT_NOT_YET_VALID", "expired-certificate"]
-])
-
-const tlsReason = (code: string): TlsHandshakeFailed["reason"] | undefined =>
-  certificateCodes.get(code) ??
-    (code.startsWith("ERR_SSL_") || code.startsWith("ERR_TLS_") || code === "EPROTO" ? "protocol" : undefined)
-
-const tlsAdvice: Record<TlsHandshakeFailed["reason"], string> = {
-  "untrusted-certificate": "the server's TLS certificate was rejected: it is not signed by a CA this client trusts. " +
-    "Pass the CA that signed it as the tls.ca option (PEM), and check that the server presents its full chain",
-  "hostname-mismatch": "the server's TLS certificate was rejected: it is not valid for the host name connected to. " +
-    "Connect with a host name the certificate lists (its subjectAltName), or set tls.servername to one of them",
-  "expired-certificate": "the server's TLS certificate was rejected: it has expired or is not valid yet. " +
-    "Renew it on the server, and check the clocks",
-  "protocol": "the TLS handshake failed: check that the port serves TLS (redis-server --tls-port) and that client " +
-    "and server share a TLS version and cipher"
-}
-
-const errorCode = (u: unknown): string | undefined =>
-  Predicate.hasProperty(u, "code") && typeof u.code === "string" ? u.code : undefined
-
-const errorMessage = (u: unknown): string =>
-  scrubMessage(Predicate.hasProperty(u, "message") && typeof u.message === "string" ? u.message : String(u))
-
-const isReplyError = (u: unknown): boolean =>
-  Predicate.hasProperty(u, "name") && (u.name === "ReplyError" || u.name === "ParserError")
-
-const replyCode = (message: string): string => {
-  const match = /^([A-Z][A-Z_-]*)\b/.exec(message)
-  return match?.[1] ?? "ERR"
-}
-
-const where = (command: string | undefined): string => command === undefined ? "" : ` while running ${command}`
-
-const maybeApplied = (sent: boolean): string =>
-  sent ? "; the command was sent and may have been applied" : "; the command was not sent"
 
 /**
  * Classifies a socket-level error (the `error` event of a connection, or a failed connect) on its own.
