@@ -24,36 +24,26 @@
  */
 import * as Config from "effect/Config"
 import * as Context from "effect/Context"
-import * as Duration from "effect/Duration"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as Metric from "effect/Metric"
-import * as Option from "effect/Option"
+import type * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
-import * as Stream from "effect/Stream"
-import * as CircuitBreaker from "./internal/breaker.ts"
-import * as Connection from "./internal/connection.ts"
-import * as Core from "./internal/core.ts"
-import * as Heartbeat from "./internal/heartbeat.ts"
+import type * as Stream from "effect/Stream"
+import type * as Health from "./Health.ts"
 import type { Command } from "./internal/command.ts"
-import { buffer, integer, optional, sendOn } from "./internal/command.ts"
-import * as Executor from "./internal/executor.ts"
-import * as Shortcut from "./internal/shortcuts.ts"
-import * as Validate from "./internal/validate.ts"
-import * as NodeBreakers from "./internal/topology/clusterBreakers.ts"
-import { refuse } from "./internal/guard.ts"
-import { withIdempotencyKey } from "./internal/idempotency.ts"
-import * as Scan from "./internal/scan.ts"
+import * as Core from "./internal/core.ts"
+import * as HealthSnapshot from "./internal/healthSnapshot.ts"
+import * as Operations from "./internal/operations.ts"
 import type { ScanKeyOptions, ScanOptions } from "./internal/scan.ts"
-import * as Transaction from "./internal/transaction.ts"
+import * as Scan from "./internal/scan.ts"
+import * as Shortcut from "./internal/shortcuts.ts"
 import type { Results, Successes } from "./internal/transaction.ts"
-import * as Watch from "./internal/watch.ts"
+import * as Transaction from "./internal/transaction.ts"
 import type { WatchTransaction } from "./internal/watch.ts"
-import * as Health from "./Health.ts"
-import * as Metrics from "./internal/metrics.ts"
+import * as Watch from "./internal/watch.ts"
 import * as RedisConfig from "./RedisConfig.ts"
-import * as Watchdog from "./internal/watchdog.ts"
-import { ConnectionTimeout, isTransient, type RedisError } from "./RedisError.ts"
+import type { ConnectionTimeout, RedisError } from "./RedisError.ts"
 
 export type { ScanKeyOptions, ScanOptions } from "./internal/scan.ts"
 export type { Results, Successes } from "./internal/transaction.ts"
@@ -297,31 +287,6 @@ export const isIdempotent = (name: string, args: ReadonlyArray<CommandArgument> 
   return true
 }
 
-const isWritten = (reply: unknown): boolean => reply !== null
-const integerReply = { DEL: integer("DEL"), INCR: integer("INCR"), INCRBY: integer("INCRBY") }
-const optionalBuffer = optional(buffer("GET"))
-const isOne = (reply: number): boolean => reply === 1
-// Cluster: each master's own circuit, where it has one.
-const withCircuits = (
-  all: ReadonlyArray<Health.NodeHealth>,
-  circuits: ReadonlyMap<string, Health.CircuitStatus> | undefined
-): ReadonlyArray<Health.NodeHealth> =>
-  circuits === undefined || circuits.size === 0 ? all : [
-    ...all.map((node) => {
-      const circuit = circuits.get(node.address)
-      return circuit === undefined ? node : { ...node, circuit }
-    }),
-    // A master whose connection was dropped (a frozen one the heartbeat recovers) is still reported with its circuit.
-    ...[...circuits].filter(([address]) => !all.some((node) => node.address === address)).map(([address, circuit]) => ({
-      address,
-      role: "master" as const,
-      status: "disconnected",
-      circuit
-    }))
-  ]
-
-
-
 /**
  * Builds the service in the current scope: the connection, the heartbeat, the breaker and their fibers live until the
  * scope closes.
@@ -334,163 +299,9 @@ export const make: (
 ) => Effect.Effect<RedisServiceShape, RedisConfig.InvalidRedisOptions | ConnectionTimeout, Scope.Scope> = Effect
   .fnUntraced(function*(options?: RedisConfig.RedisOptions) {
     const config = yield* RedisConfig.resolve(options)
-
-    const breaker = yield* CircuitBreaker.make(config.breaker, {
-      onTransition: (state) => Metrics.recordCircuitState(CircuitBreaker.status(state))
-    })
-    const connection = yield* Connection.make(config, {
-      onAttemptFailed: (error) =>
-        Effect.andThen(
-          breaker.onFailure,
-          Metric.update(Metric.withAttributes(Health.connectFailures, { error: error._tag }), 1)
-        ),
-      onReady: () => Effect.andThen(breaker.onConnectionReady, Metric.update(Health.connectionsOpened, 1)),
-      onLost: () => Effect.andThen(breaker.onFailure, Metric.update(Health.reconnects, 1)),
-      onState: (state) => Metrics.recordConnectionState(Health.connectionStatus(state)),
-      // Cluster: a node's lost connection counts towards that master's own breaker (see NodeBreakers), not the layer's:
-      // one failing master must not open the circuit for the others.
-    })
-    const heartbeat = config.heartbeat === undefined
-      ? undefined
-      : yield* Heartbeat.make(connection, config.heartbeat, {
-        onSuccess: (rtt) =>
-          Effect.andThen(breaker.onSuccess, Metric.update(Health.heartbeatRtt, Duration.toSeconds(rtt))),
-        onFailure: () => Effect.andThen(breaker.onFailure, Metric.update(Health.heartbeatFailures, 1)),
-        // Cluster: a master that stops answering while the others answer is reconnected on its own.
-        onNodeFailure: () => Metric.update(Health.heartbeatFailures, 1),
-        onNodeMisses: connection.recoverNode
-      })
-
-    // The breaker's probe: a PING of its own on the next ready connection, never a user's command.
-    const probeTimeout = config.heartbeat?.timeout ?? config.commandTimeout
-    // A failed probe also replaces the connection: with the heartbeat off, nothing else would notice a silent socket.
-    // On a Cluster the probe succeeds when any master answers (see `Heartbeat.probe`); when none does and the Cluster
-    // is still up, the slot map is refreshed instead.
-    yield* breaker.run(Effect.flatMap(
-      connection.acquire("PING"),
-      (live) =>
-        Heartbeat.probe(connection.connector, live, probeTimeout).pipe(
-          Effect.tapError((error) => isTransient(error) ? connection.lost(live, error) : Effect.void)
-        )
-    ))
-
-    // Its ConnectionTimeout says why the last attempt failed (a refused SELECT, a TLS certificate, ...).
-    if (config.awaitReady) yield* connection.awaitReady
-
-    const stats = yield* Metrics.makeCommandStats(config.connectionName ?? "default")
-    const watchdog = yield* Watchdog.make(config.commandTimeout)
-    // Cluster: a breaker per master, so that one failing master does not fail the commands routed to the others.
-    const nodes = connection.connector.slotted
-      ? yield* NodeBreakers.make({
-        policy: config.breaker,
-        keyPrefix: config.keyPrefix,
-        probeTimeout,
-        lossWindow: config.reconnect.debounce,
-        current: connection.current
-      })
-      : undefined
-    const execute = Executor.make(config, connection, breaker, stats, watchdog, nodes)
-
-    const get = (key: string) => execute("GET", true, (client) => client.get(key), Option.fromNullishOr, key)
-
-    const set = (key: string, value: string, setOptions?: SetOptions) =>
-      Effect.suspend(() => {
-        const args: Array<string | number> = [key, value]
-        if (setOptions?.ttl !== undefined) {
-          // A TTL of zero, negative or not a number is refused before anything is sent (Redis would reject it).
-          const millis = Validate.ttlMillis("SET", "ttl", setOptions.ttl)
-          if (typeof millis !== "number") return Effect.fail(millis)
-          args.push("PX", millis)
-        }
-        if (setOptions?.mode !== undefined) args.push(setOptions.mode)
-        return execute(
-          "SET",
-          setOptions?.mode !== "NX",
-          // The plain form takes ioredis' cheaper `set` path; options need the argument list.
-          args.length === 2 ? (client) => client.set(key, value) : (client) => client.call("SET", args),
-          isWritten,
-          key
-        )
-      })
-
-    const mget = (keys: ReadonlyArray<string>) =>
-      keys.length === 0
-        ? Effect.succeed([])
-        : execute(
-          "MGET",
-          true,
-          (client) => client.mget(keys as Array<string>),
-          (values) => values.map(Option.fromNullishOr),
-          keys[0]
-        )
-
-    const del = (...keys: ReadonlyArray<string | ReadonlyArray<string>>) => {
-      // Arrays are accepted (and flattened without spreading) so that a million keys do not overflow the stack.
-      const all = keys.length === 1 && typeof keys[0] !== "string" ? keys[0]! : keys.flat()
-      return all.length === 0
-        ? Effect.succeed(0)
-        : execute("DEL", true, (client) => client.call("DEL", all as Array<string>), integerReply.DEL, all[0])
-    }
-
-    // Never a wrong number: a reply beyond 2^53 fails with DecodeError.
-    const incr = (key: string, by?: number) =>
-      by === undefined
-        ? execute("INCR", false, (client) => client.incr(key), integerReply.INCR, key)
-        : Effect.suspend(() => {
-          const n = Validate.integer("INCRBY", "by", by)
-          return typeof n !== "number"
-            ? Effect.fail(n)
-            : execute("INCRBY", false, (client) => client.incrby(key, n), integerReply.INCRBY, key)
-        })
-
-    const getBuffer = (key: string) =>
-      execute("GET", true, (client) => client.getBuffer(key), optionalBuffer, key)
-
-    const expire = (key: string, ttl: Duration.Input) =>
-      Effect.suspend(() => {
-        // PEXPIRE 0 (or a negative one) would delete the key: refused, like SET's TTL.
-        const millis = Validate.ttlMillis("PEXPIRE", "ttl", ttl)
-        return typeof millis !== "number"
-          ? Effect.fail(millis)
-          : execute("PEXPIRE", true, (client) => client.pexpire(key, millis), isOne, key)
-      })
-
-    const publish = (channel: string, message: string) =>
-      execute("PUBLISH", false, (client) => client.publish(channel, message))
-
-    const command = <A = unknown>(
-      name: string,
-      args: ReadonlyArray<CommandArgument>,
-      commandOptions?: CommandOptions
-    ): Effect.Effect<A, RedisError> => {
-      const refused = refuse(name, args)
-      return refused !== undefined ? Effect.fail(refused) : execute(
-        name.toUpperCase(),
-        commandOptions?.idempotent ?? false,
-        (client) => client.call(name, args as Array<CommandArgument>) as Promise<A>
-      )
-    }
-
-    const runOne = <A>(command: Command<A>): Effect.Effect<A, RedisError> => {
-      const refused = Transaction.rejection(command)
-      return refused !== undefined
-        ? Effect.fail(refused)
-        : execute(command.name, command.idempotent, (client) => sendOn(client, command), command.decode, Transaction.firstKey(command))
-    }
-    const run = <A>(command: Command<A>, runOptions?: RunOptions): Effect.Effect<A, RedisError> => {
-      if (runOptions?.idempotencyKey === undefined) return runOne(command)
-      const ttl = runOptions.idempotencyTtl === undefined
-        ? undefined
-        : Validate.ttlMillis("RUN", "idempotencyTtl", runOptions.idempotencyTtl)
-      return typeof ttl === "object"
-        ? Effect.fail(ttl)
-        : runOne(withIdempotencyKey(
-          command,
-          runOptions.idempotencyKey,
-          config.keyPrefix,
-          ttl === undefined ? undefined : Duration.millis(ttl)
-        ))
-    }
+    const path = yield* Core.makeCommandPath(config)
+    const { breaker, connection, core, execute } = path
+    const operations = Operations.make(config, execute)
 
     // Keys route to masters by hash slot (Cluster): one transaction's keys must share a slot, SCAN walks every master.
     const isCluster = connection.connector.slotted
@@ -500,7 +311,6 @@ export const make: (
       Transaction.multi(commands, { execute, isCluster, keyPrefix: config.keyPrefix })
 
     // The pinned connection of a `watch`: opened for the call, reporting to the breaker, closed with the call.
-    const core = Core.make(config, { failure: breaker.onFailure, success: breaker.onSuccess })
     const pinned = Effect.gen(function*() {
       yield* breaker.admit("WATCH")
       const own = yield* core.open("watch")
@@ -519,56 +329,26 @@ export const make: (
     const acquireClient = isCluster
       ? Effect.map(connection.acquire("SCAN"), (live) => live.client)
       : undefined
-    const scan = (scanOptions?: ScanOptions) => Scan.scan(execute, config.keyPrefix, acquireClient, scanOptions)
-    const hscan = (key: string, scanOptions?: ScanKeyOptions) => Scan.hscan(execute, key, scanOptions)
-    const sscan = (key: string, scanOptions?: ScanKeyOptions) => Scan.sscan(execute, key, scanOptions)
-    const zscan = (key: string, scanOptions?: ScanKeyOptions) => Scan.zscan(execute, key, scanOptions)
 
-    const topology = connection.connector.name
-    const health = Effect.gen(function*() {
-      const live = connection.current()
-      const state = yield* connection.state
-      const breakerState = yield* breaker.state
-      return {
-        connection: Health.connectionStatus(state),
-        circuit: CircuitBreaker.status(breakerState),
-        reconnects: yield* connection.reconnects,
-        connectionsOpened: yield* connection.connectionsOpened,
-        heartbeatRtt: heartbeat === undefined ? Option.none() : yield* heartbeat.rtt,
-        consecutiveHeartbeatFailures: heartbeat === undefined ? 0 : yield* heartbeat.consecutiveFailures,
-        nodeRecoveries: yield* connection.nodeRecoveries,
-        lastError: yield* connection.lastError,
-        topology,
-        nodes: live === undefined ? [] : withCircuits(connection.connector.nodes(live.client), nodes?.statuses())
-      } satisfies Health.RedisHealth
-    })
-
-    return Core.attach(RedisService.of({
-      ...Shortcut.make(run),
-      get,
-      set,
-      mget,
-      del,
-      incr,
-      expire,
-      publish,
-      command,
-      run,
-      batch,
-      multi,
-      watch,
-      scan,
-      hscan,
-      sscan,
-      zscan,
-      getBuffer,
-      health,
-      states: connection.states,
-      circuit: breaker.changes,
-      config
-    }), core)
+    return Core.attach(
+      RedisService.of({
+        ...Shortcut.make(operations.run),
+        ...operations,
+        batch,
+        multi,
+        watch,
+        scan: (scanOptions?: ScanOptions) => Scan.scan(execute, config.keyPrefix, acquireClient, scanOptions),
+        hscan: (key: string, scanOptions?: ScanKeyOptions) => Scan.hscan(execute, key, scanOptions),
+        sscan: (key: string, scanOptions?: ScanKeyOptions) => Scan.sscan(execute, key, scanOptions),
+        zscan: (key: string, scanOptions?: ScanKeyOptions) => Scan.zscan(execute, key, scanOptions),
+        health: HealthSnapshot.snapshot(path),
+        states: connection.states,
+        circuit: breaker.changes,
+        config
+      }),
+      core
+    )
   })
-
 
 /**
  * Reads a key. Requires `RedisService`.

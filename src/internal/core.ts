@@ -9,11 +9,21 @@
  *
  * @internal
  */
-import type * as Effect from "effect/Effect"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
 import type * as Scope from "effect/Scope"
+import * as Health from "../Health.ts"
 import type { ResolvedRedisConfig } from "../RedisConfig.ts"
+import { type ConnectionTimeout, isTransient } from "../RedisError.ts"
+import * as CircuitBreaker from "./breaker.ts"
 import * as Connection from "./connection.ts"
+import * as Executor from "./executor.ts"
+import * as Heartbeat from "./heartbeat.ts"
+import * as Metrics from "./metrics.ts"
+import * as NodeBreakers from "./topology/clusterBreakers.ts"
 import type { IORedisOptions } from "./topology/options.ts"
+import * as Watchdog from "./watchdog.ts"
 
 /** What a companion may tell the layer's circuit breaker. */
 export interface BreakerSignals {
@@ -73,4 +83,82 @@ export const of = (service: object): Core => {
     )
   }
   return core
+}
+
+/**
+ * The command path of a layer, in the current scope: the breaker (its transitions recorded), the command connection
+ * (attempts, readiness and losses feeding the breaker and the metrics), its heartbeat, the breaker's probe, the
+ * per-master breakers where keys route by slot, and the executor every operation runs through. Waits for the first
+ * connection when `awaitReady` is set.
+ */
+export const makeCommandPath = Effect.fnUntraced(function*(
+  config: ResolvedRedisConfig
+): Effect.fn.Return<CommandPath, ConnectionTimeout, Scope.Scope> {
+  const breaker = yield* CircuitBreaker.make(config.breaker, {
+    onTransition: (state) => Metrics.recordCircuitState(CircuitBreaker.status(state))
+  })
+  const connection = yield* Connection.make(config, {
+    onAttemptFailed: (error) =>
+      Effect.andThen(
+        breaker.onFailure,
+        Metric.update(Metric.withAttributes(Health.connectFailures, { error: error._tag }), 1)
+      ),
+    onReady: () => Effect.andThen(breaker.onConnectionReady, Metric.update(Health.connectionsOpened, 1)),
+    onLost: () => Effect.andThen(breaker.onFailure, Metric.update(Health.reconnects, 1)),
+    onState: (state) => Metrics.recordConnectionState(Health.connectionStatus(state)),
+    // Cluster: a node's lost connection counts towards that master's own breaker (see NodeBreakers), not the layer's:
+    // one failing master must not open the circuit for the others.
+  })
+  const heartbeat = config.heartbeat === undefined
+    ? undefined
+    : yield* Heartbeat.make(connection, config.heartbeat, {
+      onSuccess: (rtt) =>
+        Effect.andThen(breaker.onSuccess, Metric.update(Health.heartbeatRtt, Duration.toSeconds(rtt))),
+      onFailure: () => Effect.andThen(breaker.onFailure, Metric.update(Health.heartbeatFailures, 1)),
+      // Cluster: a master that stops answering while the others answer is reconnected on its own.
+      onNodeFailure: () => Metric.update(Health.heartbeatFailures, 1),
+      onNodeMisses: connection.recoverNode
+    })
+
+  // The breaker's probe: a PING of its own on the next ready connection, never a user's command.
+  const probeTimeout = config.heartbeat?.timeout ?? config.commandTimeout
+  // A failed probe also replaces the connection: with the heartbeat off, nothing else would notice a silent socket.
+  // On a Cluster the probe succeeds when any master answers (see `Heartbeat.probe`); when none does and the Cluster
+  // is still up, the slot map is refreshed instead.
+  yield* breaker.run(Effect.flatMap(
+    connection.acquire("PING"),
+    (live) =>
+      Heartbeat.probe(connection.connector, live, probeTimeout).pipe(
+        Effect.tapError((error) => isTransient(error) ? connection.lost(live, error) : Effect.void)
+      )
+  ))
+
+  // Its ConnectionTimeout says why the last attempt failed (a refused SELECT, a TLS certificate, ...).
+  if (config.awaitReady) yield* connection.awaitReady
+
+  const stats = yield* Metrics.makeCommandStats(config.connectionName ?? "default")
+  const watchdog = yield* Watchdog.make(config.commandTimeout)
+  // Cluster: a breaker per master, so that one failing master does not fail the commands routed to the others.
+  const nodes = connection.connector.slotted
+    ? yield* NodeBreakers.make({
+      policy: config.breaker,
+      keyPrefix: config.keyPrefix,
+      probeTimeout,
+      lossWindow: config.reconnect.debounce,
+      current: connection.current
+    })
+    : undefined
+  const execute = Executor.make(config, connection, breaker, stats, watchdog, nodes)
+  const core = make(config, { failure: breaker.onFailure, success: breaker.onSuccess })
+  return { core, breaker, connection, heartbeat, nodes, execute }
+})
+
+/** What `makeCommandPath` opened. */
+export interface CommandPath {
+  readonly core: Core
+  readonly breaker: CircuitBreaker.CircuitBreaker
+  readonly connection: Connection.Connection
+  readonly heartbeat: Heartbeat.Heartbeat | undefined
+  readonly nodes: NodeBreakers.NodeBreakers | undefined
+  readonly execute: ReturnType<typeof Executor.make>
 }
