@@ -16,7 +16,7 @@ import * as Core from "./core.ts"
 import {
   CircuitOpen,
   classify,
-  CommandTimeout,
+  commandTimedOut,
   ConnectionClosed,
   InvalidArgument,
   isConnectionLost,
@@ -117,7 +117,7 @@ export const open = Effect.fnUntraced(function*(redis: RedisServiceShape, role: 
       const deadline = deadlineOf(config.commandTimeout, blockFor)
       return deadline === undefined ? run : Effect.timeoutOrElse(run, {
         duration: deadline,
-        orElse: () => Effect.andThen(signals.failure, Effect.fail(timedOut(name, deadline)))
+        orElse: () => Effect.andThen(signals.failure, Effect.fail(commandTimedOut(name, deadline)))
       })
     })
 
@@ -189,15 +189,6 @@ const call = <A>({ config, connection, live, signals }: Pinned, command: Command
     })
   })
 
-const timedOut = (command: string, deadline: Duration.Duration) =>
-  new CommandTimeout({
-    message: `${command} got no reply on a dedicated connection within ${
-      Duration.format(deadline)
-    }; it was sent and may have been applied`,
-    command,
-    timeout: deadline,
-    sent: true
-  })
 
 const interrupted = (command: string) =>
   new ConnectionClosed({
