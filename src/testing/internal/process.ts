@@ -15,7 +15,6 @@ import * as Path from "node:path"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import { Redis } from "ioredis"
-import type { RedisTestServer } from "../RedisTestServer.ts"
 
 /**
  * The error class of the calling module (`RedisTestServerError`, ...): the helpers fail with it, so each
@@ -375,9 +374,15 @@ export const admin = <A, E>(options: {
     })
   })
 
+/** What `ask` needs of a server (a `RedisTestServer`): its port and a way to run a command on it. */
+export interface Askable {
+  readonly port: number
+  readonly command: (...args: ReadonlyArray<string>) => Effect.Effect<unknown, { readonly message: string }>
+}
+
 /** `server.command(...args)`, its error restated as `error` naming the command and the server. */
 export const ask = <E>(
-  server: RedisTestServer,
+  server: Askable,
   args: ReadonlyArray<string>,
   error: ErrorClass<E>
 ): Effect.Effect<unknown, E> =>
