@@ -5,10 +5,8 @@
  *
  * @internal
  */
-import type * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
-import * as Tracer from "effect/Tracer"
 import type * as CircuitBreaker from "./breaker.ts"
 import type * as Connection from "./connection.ts"
 import type * as Metrics from "./metrics.ts"
@@ -22,6 +20,7 @@ import {
   isWrongRole,
   type RedisError
 } from "../RedisError.ts"
+import * as Spans from "./spans.ts"
 import * as Watchdog from "./watchdog.ts"
 import type { NodeBreakers } from "./topology/clusterBreakers.ts"
 
@@ -96,62 +95,9 @@ export const make = (
   const now = watchdog.now
   const elapsed = (start: number) => (now() - start) / 1000
 
-  // The master a call's key routes to (Cluster with per-master breakers), else undefined.
-  const nodeOf = nodes === undefined
-    ? () => undefined
-    : (call: Call<unknown>, live: Connection.Live | undefined) =>
-      call.key === undefined || live === undefined ? undefined : nodes.nodeOf(live.client, call.key)
+  const { nodeOf, report, succeeded, wrongRole } = reporter(connection, breaker, nodes)
 
-  // What a failed command tells the rest of the layer: a broken connection is replaced (the loss counts once towards
-  // the breaker, through the connection, however many commands were in flight); other transient failures count each,
-  // towards the breaker of the master the key routes to on a Cluster, else the layer's.
-  // READONLY means "wrong node" only where the master can move (Sentinel, Cluster); on one server it is a plain reply.
-  const wrongRole = connection.connector.mastersMove ? isWrongRole : () => false
-  // On a Cluster a lost connection is one node's: the slot map is refreshed and the Cluster client stays.
-  const report = (call: Call<unknown>, live: Connection.Live | undefined, error: RedisError): Effect.Effect<void> => {
-    if (isConnectionLost(error) || wrongRole(error)) {
-      if (live === undefined) return Effect.void
-      // Cluster: the master's own breaker hears of it (once per loss); the Cluster client stays.
-      const node = isConnectionLost(error) ? nodeOf(call, live) : undefined
-      return node === undefined ? connection.lost(live, error) : Effect.andThen(nodes!.onLoss(node), connection.lost(live, error))
-    }
-    if (!isTransient(error)) return Effect.void
-    const node = nodeOf(call, live)
-    return node === undefined ? breaker.onFailure : nodes!.onFailure(node)
-  }
-
-  const succeeded = <A>(call: Call<A>, live: Connection.Live, result: A): Effect.Effect<A> => {
-    const state = breaker.current()
-    const healthy = state._tag === "Closed" && state.failures === 0
-    const node = nodeOf(call, live)
-    if (node === undefined) return healthy ? Effect.succeed(result) : Effect.as(breaker.onSuccess, result)
-    return Effect.as(healthy ? nodes!.onSuccess(node) : Effect.andThen(breaker.onSuccess, nodes!.onSuccess(node)), result)
-  }
-
-  // Commands issued in the same tick go out in one write: the socket is corked at the first and uncorked once the
-  // tick's work is done (process.nextTick runs after the current microtasks, where the fibers resumed by one batch of
-  // replies issue their next commands). A lone command is not corked. A Cluster writes to many node sockets: not
-  // corked here.
-  const coalesce = connection.connector.corks
-  let corked: { uncork(): void } | undefined
-  const uncork = () => {
-    const stream = corked
-    corked = undefined
-    stream?.uncork()
-  }
-  const cork = (client: Connection.Client) => {
-    const redis = client as {
-      readonly stream?: { cork(): void; uncork(): void; writable?: boolean }
-      readonly commandQueue?: { readonly length: number }
-    }
-    // Nothing awaiting a reply: a lone command (concurrency 1) is written at once, not a tick later.
-    if (redis.commandQueue?.length === 0) return
-    const stream = redis.stream
-    if (stream === undefined || stream.writable === false) return
-    stream.cork()
-    corked = stream
-    process.nextTick(uncork)
-  }
+  const cork = connection.connector.corks ? corker() : undefined
 
   const timedOut = (name: string) => commandTimedOut(name, commandTimeout)
 
@@ -178,7 +124,7 @@ export const make = (
     // ioredis rejects with the same "Connection is closed." whether or not it wrote the command: a client that has
     // already ended writes nothing.
     const sent = live.client.status !== "end"
-    if (coalesce && corked === undefined) cork(live.client)
+    cork?.(live.client)
     let promise: Promise<unknown>
     try {
       promise = call.run(live.client)
@@ -258,37 +204,7 @@ export const make = (
   const attempt = <A>(call: Call<A>, canRetry: boolean): Effect.Effect<A, RedisError> =>
     Effect.callback<A, RedisError>((resume) => register(call, canRetry, resume))
 
-  // OpenTelemetry's database conventions: never a key or a value (db.query.text is not set).
-  const serverAttributes = connection.connector.serverAttributes
-  const spanOptions = new Map<string, { readonly name: string; readonly options: Tracer.SpanOptions }>()
-  const spanFor = (name: string) => {
-    let span = spanOptions.get(name)
-    if (span === undefined) {
-      span = {
-        name: `redis.${name}`,
-        options: {
-          kind: "client",
-          attributes: { "db.system.name": "redis", "db.operation.name": name, ...serverAttributes },
-          captureStackTrace: false
-        }
-      }
-      spanOptions.set(name, span)
-    }
-    return span
-  }
-  const errorType = (error: RedisError) => Effect.annotateCurrentSpan("error.type", error._tag)
-
-  // Whether a fiber's context has a tracer of its own; remembered for the last context seen (callers of one program
-  // share it), so that most commands skip the lookup.
-  let lastContext: Context.Context<never> | undefined
-  let lastTraced = false
-  const traced = (fiber: Fiber.Fiber<unknown, unknown>): boolean => {
-    if (fiber.context !== lastContext) {
-      lastContext = fiber.context
-      lastTraced = fiber.getRef(Tracer.Tracer) !== Tracer.nativeTracer
-    }
-    return lastTraced
-  }
+  const spans = Spans.make(connection.connector.serverAttributes)
 
   // Spans are created when the program installed a tracer (OTLP, ...): with Effect's default in-memory tracer nobody
   // reads them, and a span costs more than the rest of the command path together. The check runs inside the command's
@@ -305,12 +221,88 @@ export const make = (
     const call: Call<A> = { name, idempotent, run, reply, key }
     return Effect.callback<A, RedisError>((resume) => {
       const fiber = Fiber.getCurrent()
-      if (fiber !== undefined && traced(fiber)) {
-        const span = spanFor(name)
-        return resume(Effect.withSpan(Effect.tapError(attempt(call, true), errorType), span.name, span.options))
+      if (fiber !== undefined && spans.traced(fiber)) {
+        const span = spans.spanFor(name)
+        return resume(Effect.withSpan(Effect.tapError(attempt(call, true), Spans.errorType), span.name, span.options))
       }
       return register(call, true, resume)
     })
   }
   return execute
+}
+
+/**
+ * What a call's outcome tells the rest of the layer, and the master it routes to (Cluster with per-master breakers).
+ *
+ * @internal
+ */
+const reporter = (
+  connection: Connection.Connection,
+  breaker: CircuitBreaker.CircuitBreaker,
+  nodes: NodeBreakers | undefined
+) => {
+  // The master a call's key routes to (Cluster with per-master breakers), else undefined.
+  const nodeOf = nodes === undefined
+    ? () => undefined
+    : (call: Call<unknown>, live: Connection.Live | undefined) =>
+      call.key === undefined || live === undefined ? undefined : nodes.nodeOf(live.client, call.key)
+
+  // What a failed command tells the rest of the layer: a broken connection is replaced (the loss counts once towards
+  // the breaker, through the connection, however many commands were in flight); other transient failures count each,
+  // towards the breaker of the master the key routes to on a Cluster, else the layer's.
+  // READONLY means "wrong node" only where the master can move (Sentinel, Cluster); on one server it is a plain reply.
+  const wrongRole = connection.connector.mastersMove ? isWrongRole : () => false
+  // On a Cluster a lost connection is one node's: the slot map is refreshed and the Cluster client stays.
+  const report = (call: Call<unknown>, live: Connection.Live | undefined, error: RedisError): Effect.Effect<void> => {
+    if (isConnectionLost(error) || wrongRole(error)) {
+      if (live === undefined) return Effect.void
+      // Cluster: the master's own breaker hears of it (once per loss); the Cluster client stays.
+      const node = isConnectionLost(error) ? nodeOf(call, live) : undefined
+      return node === undefined ? connection.lost(live, error) : Effect.andThen(nodes!.onLoss(node), connection.lost(live, error))
+    }
+    if (!isTransient(error)) return Effect.void
+    const node = nodeOf(call, live)
+    return node === undefined ? breaker.onFailure : nodes!.onFailure(node)
+  }
+
+  const succeeded = <A>(call: Call<A>, live: Connection.Live, result: A): Effect.Effect<A> => {
+    const state = breaker.current()
+    const healthy = state._tag === "Closed" && state.failures === 0
+    const node = nodeOf(call, live)
+    if (node === undefined) return healthy ? Effect.succeed(result) : Effect.as(breaker.onSuccess, result)
+    return Effect.as(healthy ? nodes!.onSuccess(node) : Effect.andThen(breaker.onSuccess, nodes!.onSuccess(node)), result)
+  }
+
+  return { nodeOf, report, succeeded, wrongRole }
+}
+
+/**
+ * Commands issued in the same tick go out in one write: the socket is corked at the first and uncorked once the
+ * tick's work is done (process.nextTick runs after the current microtasks, where the fibers resumed by one batch of
+ * replies issue their next commands). A lone command is not corked. A Cluster writes to many node sockets: not
+ * corked (see the connector's `corks`).
+ *
+ * @internal
+ */
+const corker = () => {
+  let corked: { uncork(): void } | undefined
+  const uncork = () => {
+    const stream = corked
+    corked = undefined
+    stream?.uncork()
+  }
+  return (client: Connection.Client): void => {
+    if (corked !== undefined) return
+    const redis = client as {
+      readonly stream?: { cork(): void; uncork(): void; writable?: boolean }
+      readonly commandQueue?: { readonly length: number }
+    }
+    // Nothing awaiting a reply: a lone command (concurrency 1) is written at once, not a tick later.
+    if (redis.commandQueue?.length === 0) return
+    const stream = redis.stream
+    if (stream === undefined || stream.writable === false) return
+    stream.cork()
+    corked = stream
+    process.nextTick(uncork)
+  }
 }

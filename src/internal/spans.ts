@@ -1,0 +1,53 @@
+/**
+ * Spans of Redis commands, by OpenTelemetry's database conventions: `redis.<COMMAND>` of kind `client` with
+ * `db.system.name`, `db.operation.name` and the server's attributes, `error.type` on failure. Never a key or a value
+ * (`db.query.text` is not set). Spans are made only when the program installed a tracer of its own: with Effect's
+ * default one nobody reads them, and a span costs more than the rest of the command path together.
+ *
+ * @internal
+ */
+import type * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import type * as Fiber from "effect/Fiber"
+import * as Tracer from "effect/Tracer"
+import type { RedisError } from "../RedisError.ts"
+
+export interface Spans {
+  /** The name and options of a command's span (made once per command name). */
+  readonly spanFor: (name: string) => { readonly name: string; readonly options: Tracer.SpanOptions }
+  /** Whether the fiber's context has a tracer of its own. */
+  readonly traced: (fiber: Fiber.Fiber<unknown, unknown>) => boolean
+}
+
+export const make = (serverAttributes: Readonly<Record<string, string | number>>): Spans => {
+  const spanOptions = new Map<string, { readonly name: string; readonly options: Tracer.SpanOptions }>()
+  const spanFor = (name: string) => {
+    let span = spanOptions.get(name)
+    if (span === undefined) {
+      span = {
+        name: `redis.${name}`,
+        options: {
+          kind: "client",
+          attributes: { "db.system.name": "redis", "db.operation.name": name, ...serverAttributes },
+          captureStackTrace: false
+        }
+      }
+      spanOptions.set(name, span)
+    }
+    return span
+  }
+  // Remembered for the last context seen (callers of one program share it), so that most commands skip the lookup.
+  let lastContext: Context.Context<never> | undefined
+  let lastTraced = false
+  const traced = (fiber: Fiber.Fiber<unknown, unknown>): boolean => {
+    if (fiber.context !== lastContext) {
+      lastContext = fiber.context
+      lastTraced = fiber.getRef(Tracer.Tracer) !== Tracer.nativeTracer
+    }
+    return lastTraced
+  }
+  return { spanFor, traced }
+}
+
+/** Marks the current span with the error's tag. */
+export const errorType = (error: RedisError): Effect.Effect<void> => Effect.annotateCurrentSpan("error.type", error._tag)
