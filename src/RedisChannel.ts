@@ -25,7 +25,7 @@
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
-import { DecodeError, type RedisError } from "./RedisError.ts"
+import { DecodeError, EncodeError, type RedisError } from "./RedisError.ts"
 import { RedisService } from "./RedisService.ts"
 
 /**
@@ -96,8 +96,8 @@ export interface RedisChannel<A, I = unknown> {
   readonly [TypeId]: typeof TypeId
   readonly name: string
   readonly schema: Schema.Codec<A, I>
-  /** Encodes a payload for the wire; fails with `DecodeError` (nothing is sent). */
-  readonly encode: (value: A) => Effect.Effect<string, DecodeError>
+  /** Encodes a payload for the wire; fails with `EncodeError` (nothing is sent). */
+  readonly encode: (value: A) => Effect.Effect<string, EncodeError>
   /** Decodes a message from the wire; fails with `DecodeError`. */
   readonly decode: (message: string) => Effect.Effect<A, DecodeError>
 }
@@ -148,7 +148,7 @@ export const make = <A, I>(options: {
     encode: (value) =>
       encodeJson(value).pipe(
         Effect.mapError((cause) =>
-          new DecodeError({ message: `Cannot encode a payload for channel ${name}: ${cause.message}`, cause })
+          new EncodeError({ message: `Cannot encode a payload for channel ${name}: ${cause.message}`, cause })
         )
       ),
     decode: (message) =>
@@ -199,7 +199,7 @@ export interface PublishOptions {
 
 /**
  * Publishes on a channel. A typed channel encodes the value with its Schema first: a value that does not encode fails
- * with `DecodeError` and nothing is sent. Returns the number of subscribers that received it. Not idempotent: never
+ * with `EncodeError` and nothing is sent. Returns the number of subscribers that received it. Not idempotent: never
  * resent after a connection failure. `{ sharded: true }` publishes with `SPUBLISH`, for sharded subscribers.
  *
  * @since 0.1.0

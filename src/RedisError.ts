@@ -199,6 +199,26 @@ export class DecodeError extends Data.TaggedError("DecodeError")<{
 }
 
 /**
+ * A value about to be written does not encode with its Schema (a typed channel's payload, a cache value, a stream
+ * entry). Nothing was sent. Like `DecodeError`, the cause keeps its shape with the values redacted.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class EncodeError extends Data.TaggedError("EncodeError")<{
+  readonly message: string
+  readonly cause?: unknown
+}> {
+  constructor(props: { readonly message: string; readonly cause?: unknown }) {
+    super(
+      (props.cause === undefined
+        ? { message: props.message }
+        : { message: props.message, cause: decodeCause(props.cause) }) as typeof props
+    )
+  }
+}
+
+/**
  * The one way a command that got no reply in time is reported (every path: the command connection, the heartbeat,
  * the subscriber, pinned and probe connections).
  *
@@ -301,6 +321,7 @@ export type RedisError =
   | CircuitOpen
   | ReplyError
   | DecodeError
+  | EncodeError
   | TransactionAborted
   | CrossSlot
   | CommandRefused
@@ -316,6 +337,7 @@ const tags: ReadonlySet<string> = new Set([
   "CircuitOpen",
   "ReplyError",
   "DecodeError",
+  "EncodeError",
   "TransactionAborted",
   "CrossSlot",
   "CommandRefused",

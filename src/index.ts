@@ -37,6 +37,7 @@ export {
   ConnectionTimeout,
   CrossSlot,
   DecodeError,
+  EncodeError,
   InvalidArgument,
   isConnectionLost,
   isRedisError,
