@@ -152,6 +152,12 @@ export interface RedisOptions {
    * the layer waits for the first ready connection, at most `connectTimeout`, and fails otherwise.
    */
   readonly awaitReady?: boolean | undefined
+  /**
+   * Spans. `queryText: true` adds OpenTelemetry's `db.query.text` to command spans, sanitized: the command name, then
+   * `key` for each key position and `?` for every other argument (`SET key ?`, `HSET key ? ?`), never a key or a
+   * value. Default `{ queryText: false }`: spans carry the command name only (`db.operation.name`).
+   */
+  readonly tracing?: { readonly queryText?: boolean | undefined } | undefined
 }
 
 /**
@@ -200,6 +206,7 @@ export interface ResolvedRedisConfig {
   readonly topology: Topology
   readonly autoPipelining: boolean
   readonly awaitReady: boolean
+  readonly tracing: { readonly queryText: boolean }
   /** The ioredis options passed through (see `RedisOptions.ioredis`); rendered by name only. */
   readonly ioredis: Readonly<Record<string, unknown>>
 }
@@ -258,6 +265,7 @@ export interface RedisConfigSummary {
   readonly topology: Topology
   readonly autoPipelining: boolean
   readonly awaitReady: boolean
+  readonly tracing: { readonly queryText: boolean }
   readonly ioredis: ReadonlyArray<string>
 }
 

@@ -40,6 +40,39 @@ describe("tracing", () => {
       for (const secret of ["secret-key", "secret-value", "secret-field-value"]) assert.notInclude(text, secret)
     })))
 
+  it.live("db.query.text only with tracing.queryText: the command name, `key` and `?`, never a key or a value", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const server = yield* RedisTestServer.make()
+      const off = yield* RedisService.make({ ...fastOptions, url: server.url })
+      const on = yield* RedisService.make({ ...fastOptions, url: server.url, tracing: { queryText: true } })
+      const { spans, tracer } = recorder()
+      yield* Effect.withTracer(
+        Effect.gen(function*() {
+          yield* off.set("secret-key", "secret-value")
+          yield* on.set("secret-key", "secret-value")
+          yield* on.set("secret-key", "secret-value", { ttl: "1 minute", mode: "XX" })
+          yield* on.get("secret-key")
+          yield* on.mget(["secret-key", "secret-other"])
+          yield* on.command("LPUSH", ["secret-list", "secret-item"])
+          yield* on.run(C.make({ name: "HSET", args: ["secret-hash", "f", "secret-field-value"], keys: [0] }))
+        }),
+        tracer
+      )
+      assert.deepStrictEqual(spans.map((s) => s.attributes.get("db.query.text")), [
+        undefined,
+        "SET key ?",
+        "SET key ? ? ? ?",
+        "GET key",
+        "MGET key key",
+        "LPUSH ? ?",
+        "HSET key ? ?"
+      ])
+      const text = JSON.stringify(spans.map((s) => [s.name, [...s.attributes.entries()]]))
+      for (const secret of ["secret-key", "secret-value", "secret-other", "secret-list", "secret-item"]) {
+        assert.notInclude(text, secret)
+      }
+    })))
+
   it.live("a retried idempotent command is one span with a redis.retry event", () =>
     Effect.scoped(Effect.gen(function*() {
       const server = yield* RedisTestServer.make()

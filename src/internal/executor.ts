@@ -204,7 +204,7 @@ export const make = (
   const attempt = <A>(call: Call<A>, canRetry: boolean): Effect.Effect<A, RedisError> =>
     Effect.callback<A, RedisError>((resume) => register(call, canRetry, resume))
 
-  const spans = Spans.make(connection.connector.serverAttributes)
+  const spans = Spans.make(connection.connector.serverAttributes, config.tracing.queryText)
 
   // Spans are created when the program installed a tracer (OTLP, ...): with Effect's default in-memory tracer nobody
   // reads them, and a span costs more than the rest of the command path together. The check runs inside the command's
@@ -215,14 +215,22 @@ export const make = (
     idempotent: boolean,
     run: Run<R>,
     reply: (reply: R, live: Connection.Live) => A,
-    key?: string | undefined
+    key?: string | undefined,
+    query?: Spans.QueryText | undefined
   ): Effect.Effect<A, RedisError>
-  function execute<A>(name: string, idempotent: boolean, run: Run<unknown>, reply: Reply<A> = asIs, key?: string) {
+  function execute<A>(
+    name: string,
+    idempotent: boolean,
+    run: Run<unknown>,
+    reply: Reply<A> = asIs,
+    key?: string,
+    query?: Spans.QueryText
+  ) {
     const call: Call<A> = { name, idempotent, run, reply, key }
     return Effect.callback<A, RedisError>((resume) => {
       const fiber = Fiber.getCurrent()
       if (fiber !== undefined && spans.traced(fiber)) {
-        const span = spans.spanFor(name)
+        const span = spans.spanFor(name, query)
         return resume(Effect.withSpan(Effect.tapError(attempt(call, true), Spans.errorType), span.name, span.options))
       }
       return register(call, true, resume)

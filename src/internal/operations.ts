@@ -16,6 +16,7 @@ import type * as Executor from "./executor.ts"
 import { refuse } from "./guard.ts"
 import { withIdempotencyKey } from "./idempotency.ts"
 import * as Transaction from "./transaction.ts"
+import { queryText } from "./spans.ts"
 import * as Validate from "./validate.ts"
 
 const isWritten = (reply: unknown): boolean => reply !== null
@@ -23,8 +24,18 @@ const integerReply = { DEL: integer("DEL"), INCR: integer("INCR"), INCRBY: integ
 const optionalBuffer = optional(buffer("GET"))
 const isOne = (reply: number): boolean => reply === 1
 // Cluster: each master's own circuit, where it has one.
+// The sanitized query texts of the operations with a fixed shape (see `Spans.queryText`): made once.
+const getText = () => "GET key"
+const setText = () => "SET key ?"
+const incrText = () => "INCR key"
+const incrByText = () => "INCRBY key ?"
+const expireText = () => "PEXPIRE key ?"
+const publishText = () => "PUBLISH ? ?"
+const same = <A>(reply: unknown): A => reply as A
+const allKeys = (count: number): ReadonlyArray<number> => Array.from({ length: Math.min(count, 32) }, (_, i) => i)
+
 export const make = (config: ResolvedRedisConfig, execute: ReturnType<typeof Executor.make>) => {
-  const get = (key: string) => execute("GET", true, (client) => client.get(key), Option.fromNullishOr, key)
+  const get = (key: string) => execute("GET", true, (client) => client.get(key), Option.fromNullishOr, key, getText)
 
   const set = (key: string, value: string, setOptions?: SetOptions) =>
     Effect.suspend(() => {
@@ -42,7 +53,8 @@ export const make = (config: ResolvedRedisConfig, execute: ReturnType<typeof Exe
         // The plain form takes ioredis' cheaper `set` path; options need the argument list.
         args.length === 2 ? (client) => client.set(key, value) : (client) => client.call("SET", args),
         isWritten,
-        key
+        key,
+        args.length === 2 ? setText : () => queryText("SET", args.length, [0])
       )
     })
 
@@ -54,7 +66,8 @@ export const make = (config: ResolvedRedisConfig, execute: ReturnType<typeof Exe
         true,
         (client) => client.mget(keys as Array<string>),
         (values) => values.map(Option.fromNullishOr),
-        keys[0]
+        keys[0],
+        () => queryText("MGET", keys.length, allKeys(keys.length))
       )
 
   const del = (...keys: ReadonlyArray<string | ReadonlyArray<string>>) => {
@@ -62,22 +75,29 @@ export const make = (config: ResolvedRedisConfig, execute: ReturnType<typeof Exe
     const all = keys.length === 1 && typeof keys[0] !== "string" ? keys[0]! : keys.flat()
     return all.length === 0
       ? Effect.succeed(0)
-      : execute("DEL", true, (client) => client.call("DEL", all as Array<string>), integerReply.DEL, all[0])
+      : execute(
+        "DEL",
+        true,
+        (client) => client.call("DEL", all as Array<string>),
+        integerReply.DEL,
+        all[0],
+        () => queryText("DEL", all.length, allKeys(all.length))
+      )
   }
 
   // Never a wrong number: a reply beyond 2^53 fails with DecodeError.
   const incr = (key: string, by?: number) =>
     by === undefined
-      ? execute("INCR", false, (client) => client.incr(key), integerReply.INCR, key)
+      ? execute("INCR", false, (client) => client.incr(key), integerReply.INCR, key, incrText)
       : Effect.suspend(() => {
         const n = Validate.integer("INCRBY", "by", by)
         return typeof n !== "number"
           ? Effect.fail(n)
-          : execute("INCRBY", false, (client) => client.incrby(key, n), integerReply.INCRBY, key)
+          : execute("INCRBY", false, (client) => client.incrby(key, n), integerReply.INCRBY, key, incrByText)
       })
 
   const getBuffer = (key: string) =>
-    execute("GET", true, (client) => client.getBuffer(key), optionalBuffer, key)
+    execute("GET", true, (client) => client.getBuffer(key), optionalBuffer, key, getText)
 
   const expire = (key: string, ttl: Duration.Input) =>
     Effect.suspend(() => {
@@ -85,11 +105,11 @@ export const make = (config: ResolvedRedisConfig, execute: ReturnType<typeof Exe
       const millis = Validate.ttlMillis("PEXPIRE", "ttl", ttl)
       return typeof millis !== "number"
         ? Effect.fail(millis)
-        : execute("PEXPIRE", true, (client) => client.pexpire(key, millis), isOne, key)
+        : execute("PEXPIRE", true, (client) => client.pexpire(key, millis), isOne, key, expireText)
     })
 
   const publish = (channel: string, message: string) =>
-    execute("PUBLISH", false, (client) => client.publish(channel, message))
+    execute("PUBLISH", false, (client) => client.publish(channel, message), same<number>, undefined, publishText)
 
   const command = <A = unknown>(
     name: string,
@@ -100,7 +120,11 @@ export const make = (config: ResolvedRedisConfig, execute: ReturnType<typeof Exe
     return refused !== undefined ? Effect.fail(refused) : execute(
       name.toUpperCase(),
       commandOptions?.idempotent ?? false,
-      (client) => client.call(name, args as Array<CommandArgument>) as Promise<A>
+      (client) => client.call(name, args as Array<CommandArgument>) as Promise<A>,
+      same<A>,
+      undefined,
+      // A raw command's key positions are not known: every argument is a `?`.
+      () => queryText(name.toUpperCase(), args.length)
     )
   }
 
@@ -108,7 +132,14 @@ export const make = (config: ResolvedRedisConfig, execute: ReturnType<typeof Exe
     const refused = Transaction.rejection(command)
     return refused !== undefined
       ? Effect.fail(refused)
-      : execute(command.name, command.idempotent, (client) => sendOn(client, command), command.decode, Transaction.firstKey(command))
+      : execute(
+        command.name,
+        command.idempotent,
+        (client) => sendOn(client, command),
+        command.decode,
+        Transaction.firstKey(command),
+        () => queryText(command.name, command.args.length, command.keys)
+      )
   }
   const run = <A>(command: Command<A>, runOptions?: RunOptions): Effect.Effect<A, RedisError> => {
     if (runOptions?.idempotencyKey === undefined) return runOne(command)

@@ -12,16 +12,35 @@ import type * as Fiber from "effect/Fiber"
 import * as Tracer from "effect/Tracer"
 import type { RedisError } from "../RedisError.ts"
 
+/**
+ * The sanitized `db.query.text` of a call, made only when a span is (and `tracing.queryText` is on): the command name,
+ * then `key` for each key position and `?` for every other argument. Never a key or a value.
+ */
+export type QueryText = () => string
+
+type SpanFor = { readonly name: string; readonly options: Tracer.SpanOptions }
+
 export interface Spans {
-  /** The name and options of a command's span (made once per command name). */
-  readonly spanFor: (name: string) => { readonly name: string; readonly options: Tracer.SpanOptions }
+  /**
+   * The name and options of a command's span: made once per command name, or per call when it has a query text to
+   * show.
+   */
+  readonly spanFor: (
+    name: string,
+    query?: QueryText | undefined
+  ) => SpanFor
   /** Whether the fiber's context has a tracer of its own. */
   readonly traced: (fiber: Fiber.Fiber<unknown, unknown>) => boolean
 }
 
-export const make = (serverAttributes: Readonly<Record<string, string | number>>): Spans => {
-  const spanOptions = new Map<string, { readonly name: string; readonly options: Tracer.SpanOptions }>()
-  const spanFor = (name: string) => {
+export const make = (serverAttributes: Readonly<Record<string, string | number>>, queryText = false): Spans => {
+  const spanOptions = new Map<string, SpanFor>()
+  const spanFor = (name: string, query?: QueryText): SpanFor => {
+    if (queryText && query !== undefined) {
+      const span = spanFor(name)
+      const attributes = { ...span.options.attributes, "db.query.text": query() }
+      return { name: span.name, options: { ...span.options, attributes } }
+    }
     let span = spanOptions.get(name)
     if (span === undefined) {
       span = {
@@ -51,3 +70,17 @@ export const make = (serverAttributes: Readonly<Record<string, string | number>>
 
 /** Marks the current span with the error's tag. */
 export const errorType = (error: RedisError): Effect.Effect<void> => Effect.annotateCurrentSpan("error.type", error._tag)
+
+/** The longest list of arguments a query text spells out; the rest is summed up as `... (n more)`. */
+const shownArguments = 32
+
+/**
+ * A sanitized query text: `name`, then for each of `count` arguments `key` (at a key position) or `?`.
+ */
+export const queryText = (name: string, count: number, keys: ReadonlyArray<number> = []): string => {
+  const shown = Math.min(count, shownArguments)
+  const parts: Array<string> = [name]
+  for (let i = 0; i < shown; i++) parts.push(keys.includes(i) ? "key" : "?")
+  if (count > shown) parts.push(`... (${count - shown} more)`)
+  return parts.join(" ")
+}

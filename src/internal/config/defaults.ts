@@ -42,6 +42,7 @@ export const defaults: ResolvedRedisConfig = makeResolved({
   },
   topology: { _tag: "Standalone" },
   autoPipelining: false,
+  tracing: { queryText: false },
   ioredis: {},
   awaitReady: false
 })

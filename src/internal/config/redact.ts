@@ -60,6 +60,7 @@ export const redact = (config: ResolvedRedisConfig): RedisConfigSummary => ({
   },
   topology: config.topology,
   autoPipelining: config.autoPipelining,
+  tracing: config.tracing,
   awaitReady: config.awaitReady,
   // Names only: a sentinelPassword or a TLS key must not be printed.
   ioredis: Object.keys(config.ioredis)

@@ -53,6 +53,10 @@ export const resolve = Effect.fnUntraced(function*(
     orElse(options.autoPipelining, defaults.autoPipelining)
   )
   const awaitReady = yield* checkBoolean("awaitReady", orElse(options.awaitReady, defaults.awaitReady))
+  const queryText = yield* checkBoolean(
+    "tracing.queryText",
+    orElse(options.tracing?.queryText, defaults.tracing.queryText)
+  )
   const ioredis = yield* resolveIORedis(options.ioredis)
   return makeResolved({
     ...server,
@@ -63,6 +67,7 @@ export const resolve = Effect.fnUntraced(function*(
     topology,
     autoPipelining,
     awaitReady,
+    tracing: { queryText },
     ioredis
   })
 })
