@@ -37,6 +37,7 @@ import * as HealthSnapshot from "./internal/healthSnapshot.ts"
 import * as Operations from "./internal/operations.ts"
 import type { ScanKeyOptions, ScanOptions } from "./internal/scan.ts"
 import * as Scan from "./internal/scan.ts"
+import * as Traits from "./internal/commands/traits.ts"
 import * as Shortcut from "./internal/shortcuts.ts"
 import type { Results, Successes } from "./internal/transaction.ts"
 import * as Transaction from "./internal/transaction.ts"
@@ -212,80 +213,16 @@ export class RedisService extends Context.Service<RedisService, RedisServiceShap
     Layer.effect(RedisService, Effect.flatMap(Config.unwrap(options), make))
 }
 
-const IDEMPOTENT_COMMANDS: ReadonlySet<string> = new Set([
-  "GET",
-  "MGET",
-  "EXISTS",
-  "TTL",
-  "PTTL",
-  "TYPE",
-  "STRLEN",
-  "GETRANGE",
-  "HGET",
-  "HMGET",
-  "HGETALL",
-  "HKEYS",
-  "HVALS",
-  "HLEN",
-  "HEXISTS",
-  "LRANGE",
-  "LLEN",
-  "LINDEX",
-  "SMEMBERS",
-  "SISMEMBER",
-  "SCARD",
-  "ZRANGE",
-  "ZSCORE",
-  "ZCARD",
-  "ZRANK",
-  "SCAN",
-  "HSCAN",
-  "SSCAN",
-  "ZSCAN",
-  "KEYS",
-  "DBSIZE",
-  "PING",
-  "ECHO",
-  "INFO",
-  "XRANGE",
-  "XREVRANGE",
-  "XLEN",
-  "SET",
-  "MSET",
-  "DEL",
-  "UNLINK",
-  "EXPIRE",
-  "PEXPIRE",
-  "EXPIREAT",
-  "PEXPIREAT",
-  "PERSIST",
-  "HSET",
-  "HDEL",
-  "SADD",
-  "SREM",
-  "ZADD",
-  "ZREM"
-])
-
 /**
- * Whether a command is safe to run twice (reads, SET without GET or NX, DEL, EXPIRE, HSET, SADD, ...); INCR, LPUSH,
- * PUBLISH, EVAL and anything unknown are not. The typed operations follow this; `command` does not guess (it is
- * never retried unless told), so pass `{ idempotent: isIdempotent(name, args) }` to opt in by this list.
+ * Whether a command is safe to run twice (reads, SET without GET or NX, DEL, EXPIRE without NX or LT, HSET, SADD,
+ * ...); INCR, LPUSH, PUBLISH, EVAL and anything unknown are not. It reads the same table the typed commands take their
+ * flag from (`Command.<name>(...).idempotent`). `command` does not guess (it is never retried unless told), so pass
+ * `{ idempotent: isIdempotent(name, args) }` to opt in by this table.
  *
  * @since 0.1.0
  * @category commands
  */
-export const isIdempotent = (name: string, args: ReadonlyArray<CommandArgument> = []): boolean => {
-  const upper = name.toUpperCase()
-  if (!IDEMPOTENT_COMMANDS.has(upper)) return false
-  const hasFlag = (...flags: ReadonlyArray<string>) =>
-    args.some((arg) => typeof arg === "string" && flags.includes(arg.toUpperCase()))
-  // SET ... GET returns the old value, SET ... NX reports false on a retry of a write that was applied.
-  if (upper === "SET") return !hasFlag("GET", "NX")
-  // ZADD ... INCR increments the score.
-  if (upper === "ZADD") return !hasFlag("INCR")
-  return true
-}
+export const isIdempotent: (name: string, args?: ReadonlyArray<CommandArgument>) => boolean = Traits.isIdempotent
 
 /**
  * Builds the service in the current scope: the connection, the heartbeat, the breaker and their fibers live until the

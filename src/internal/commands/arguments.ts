@@ -1,8 +1,8 @@
 /**
  * How the command catalog builds its commands: values as strings or bytes, keys given one by one or as arrays, the
- * two shapes of command (a read; a write, idempotent or not), and the checks made at construction. A refused argument
- * (a zero TTL, a negative count, a NaN score) becomes the command's `invalid`: running it fails with that
- * `InvalidArgument` and nothing is sent. Messages name the argument, never its value.
+ * two shapes of command (a read; a write, idempotent or not, as the table in `traits.ts` says), and the checks made
+ * at construction. A refused argument (a zero TTL, a negative count, a NaN score) becomes the command's `invalid`:
+ * running it fails with that `InvalidArgument` and nothing is sent. Messages name the argument, never its value.
  *
  * @internal
  */
@@ -10,6 +10,7 @@ import * as Duration from "effect/Duration"
 import * as O from "effect/Option"
 import { InvalidArgument } from "../../RedisError.ts"
 import { type Argument, type Command, make } from "../command.ts"
+import { type CommandName, type ReadName, traitsFor, type WriteName } from "./traits.ts"
 
 /**
  * A value sent as an argument: a string (sent as UTF-8) or bytes (sent as they are, so that any value round-trips).
@@ -36,34 +37,43 @@ export const flatten = (keys: Keys): ReadonlyArray<string> =>
 export const positions = (from: number, count: number, step = 1): Array<number> =>
   Array.from({ length: count }, (_, i) => from + i * step)
 
-/** A read: idempotent (retried once after a lost connection) and read-only. @internal */
-export const read = <A>(
-  name: string,
-  args: ReadonlyArray<Argument>,
-  keys: ReadonlyArray<number>,
-  decode: (reply: unknown) => A,
-  options?: { readonly binary?: boolean | undefined; readonly invalid?: InvalidArgument | undefined }
-): Command<A> =>
-  make({
-    name,
-    args,
-    keys,
-    idempotent: true,
-    readOnly: true,
-    binary: options?.binary,
-    decode,
-    invalid: options?.invalid
-  })
+interface BuildOptions {
+  readonly binary?: boolean | undefined
+  readonly invalid?: InvalidArgument | undefined
+}
 
-/** A write; `idempotent` says whether it may be retried once after a lost connection. @internal */
-export const write = <A>(
-  name: string,
+/**
+ * A command of any kind: whether it is idempotent (retried once after a lost connection) and read-only comes from
+ * the table in `traits.ts`, for its name and arguments.
+ *
+ * @internal
+ */
+export const command = <A>(
+  name: CommandName,
   args: ReadonlyArray<Argument>,
   keys: ReadonlyArray<number>,
-  idempotent: boolean,
   decode: (reply: unknown) => A,
-  options?: { readonly binary?: boolean | undefined; readonly invalid?: InvalidArgument | undefined }
-): Command<A> => make({ name, args, keys, idempotent, binary: options?.binary, decode, invalid: options?.invalid })
+  options?: BuildOptions
+): Command<A> =>
+  make({ name, args, keys, ...traitsFor(name, args), binary: options?.binary, decode, invalid: options?.invalid })
+
+/** A read: a command the table lists as read-only (hence idempotent). @internal */
+export const read: <A>(
+  name: ReadName,
+  args: ReadonlyArray<Argument>,
+  keys: ReadonlyArray<number>,
+  decode: (reply: unknown) => A,
+  options?: BuildOptions
+) => Command<A> = command
+
+/** A write: whether it is idempotent comes from the table (for some, from the arguments: SET NX). @internal */
+export const write: <A>(
+  name: WriteName,
+  args: ReadonlyArray<Argument>,
+  keys: ReadonlyArray<number>,
+  decode: (reply: unknown) => A,
+  options?: BuildOptions
+) => Command<A> = command
 
 /**
  * The checks of one command's arguments. Each returns a value to send (a placeholder when refused) and remembers

@@ -36,7 +36,7 @@ const rangeArgs = (check: Check, range: BitRange | undefined): Array<Argument> =
 export const setbit = (key: string, offset: number, value: 0 | 1): Command<0 | 1> => {
   const check = new Check("SETBIT")
   const args = [key, check.count("offset", offset), value]
-  return write("SETBIT", args, [0], false, (reply) => integer("SETBIT")(reply) as 0 | 1, { invalid: check.invalid })
+  return write("SETBIT", args, [0], (reply) => integer("SETBIT")(reply) as 0 | 1, { invalid: check.invalid })
 }
 
 /** GETBIT: the bit at `offset` (0 beyond the end or for a missing key). */

@@ -52,7 +52,7 @@ export const geoadd = (
   if (options?.ch === true) args.push("CH")
   for (const { latitude, longitude, member } of members) args.push(...coordinates(check, longitude, latitude), member)
   check.nonEmpty("members", members.length)
-  return write("GEOADD", args, [0], true, integer("GEOADD"), { invalid: check.invalid })
+  return write("GEOADD", args, [0], integer("GEOADD"), { invalid: check.invalid })
 }
 
 const position = (reply: unknown): Option.Option<GeoPosition> => {

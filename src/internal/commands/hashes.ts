@@ -15,12 +15,12 @@ export const hset = (key: string, fields: Readonly<Record<string, Value>>): Comm
   const args: Array<Argument> = [key]
   for (const [field, value] of Object.entries(fields)) args.push(field, value)
   check.nonEmpty("fields", args.length - 1)
-  return write("HSET", args, [0], true, integer("HSET"), { invalid: check.invalid })
+  return write("HSET", args, [0], integer("HSET"), { invalid: check.invalid })
 }
 
 /** HSETNX: true when the field did not exist and was written. Not idempotent. */
 export const hsetnx = (key: string, field: string, value: Value): Command<boolean> =>
-  write("HSETNX", [key, field, value], [0], false, boolean("HSETNX"))
+  write("HSETNX", [key, field, value], [0], boolean("HSETNX"))
 
 /** HGET: the value of a field, `None` when the field or the key does not exist. */
 export const hget = (key: string, field: string): Command<Option.Option<string>> =>
@@ -58,7 +58,7 @@ export const hgetallBuffer = (key: string): Command<Record<string, Buffer>> =>
 export const hdel = (key: string, ...fields: ReadonlyArray<string>): Command<number> => {
   const check = new Check("HDEL")
   check.nonEmpty("fields", fields.length)
-  return write("HDEL", [key, ...fields], [0], true, integer("HDEL"), { invalid: check.invalid })
+  return write("HDEL", [key, ...fields], [0], integer("HDEL"), { invalid: check.invalid })
 }
 
 /** HEXISTS: whether the field exists. */
@@ -69,14 +69,14 @@ export const hexists = (key: string, field: string): Command<boolean> =>
 export const hincrby = (key: string, field: string, increment: number): Command<number> => {
   const check = new Check("HINCRBY")
   const args = [key, field, check.integer("increment", increment)]
-  return write("HINCRBY", args, [0], false, integer("HINCRBY"), { invalid: check.invalid })
+  return write("HINCRBY", args, [0], integer("HINCRBY"), { invalid: check.invalid })
 }
 
 /** HINCRBYFLOAT: the field's new value. Not idempotent. `increment` must be finite. */
 export const hincrbyfloat = (key: string, field: string, increment: number): Command<number> => {
   const check = new Check("HINCRBYFLOAT")
   const args = [key, field, check.finite("increment", increment)]
-  return write("HINCRBYFLOAT", args, [0], false, float("HINCRBYFLOAT"), { invalid: check.invalid })
+  return write("HINCRBYFLOAT", args, [0], float("HINCRBYFLOAT"), { invalid: check.invalid })
 }
 
 /** HKEYS: the field names. */

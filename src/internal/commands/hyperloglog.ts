@@ -9,7 +9,7 @@ import { ignore } from "./replies.ts"
 
 /** PFADD: adds elements; true when the estimate changed. Idempotent (adding again changes nothing; answers false). */
 export const pfadd = (key: string, ...elements: ReadonlyArray<Value>): Command<boolean> =>
-  write("PFADD", [key, ...elements], [0], true, boolean("PFADD"))
+  write("PFADD", [key, ...elements], [0], boolean("PFADD"))
 
 /** PFCOUNT: the approximate number of distinct elements (of the union, for several keys). */
 export const pfcount = (...keys: Keys): Command<number> => {
@@ -22,5 +22,5 @@ export const pfcount = (...keys: Keys): Command<number> => {
 /** PFMERGE: merges the sources into `destination`. Idempotent. */
 export const pfmerge = (destination: string, ...sources: Keys): Command<void> => {
   const all = flatten(sources)
-  return write("PFMERGE", [destination, ...all], positions(0, all.length + 1), true, ignore)
+  return write("PFMERGE", [destination, ...all], positions(0, all.length + 1), ignore)
 }

@@ -18,10 +18,12 @@ import { buffers, ignore, integers, optionalBuffer, optionalInteger, optionalStr
  */
 export type ListEnd = "LEFT" | "RIGHT"
 
-const push = (name: string, key: string, values: ReadonlyArray<Value>): Command<number> => {
+type Push = "LPUSH" | "RPUSH" | "LPUSHX" | "RPUSHX"
+
+const push = (name: Push, key: string, values: ReadonlyArray<Value>): Command<number> => {
   const check = new Check(name)
   check.nonEmpty("values", values.length)
-  return write(name, [key, ...values], [0], false, integer(name), { invalid: check.invalid })
+  return write(name, [key, ...values], [0], integer(name), { invalid: check.invalid })
 }
 
 /** LPUSH: pushes at the head (the last value ends first); the new length. Not idempotent. */
@@ -37,17 +39,17 @@ export const lpushx = (key: string, ...values: ReadonlyArray<Value>): Command<nu
 export const rpushx = (key: string, ...values: ReadonlyArray<Value>): Command<number> => push("RPUSHX", key, values)
 
 const pop = <One, Many>(
-  name: string,
+  name: "LPOP" | "RPOP",
   key: string,
   count: number | undefined,
   one: (reply: unknown) => One,
   many: (reply: unknown) => Many,
   binary: boolean
 ): Command<One | Many> => {
-  if (count === undefined) return write(name, [key], [0], false, one, { binary })
+  if (count === undefined) return write(name, [key], [0], one, { binary })
   const check = new Check(name)
   const args = [key, check.positive("count", count)]
-  return write<One | Many>(name, args, [0], false, many, { binary, invalid: check.invalid })
+  return write<One | Many>(name, args, [0], many, { binary, invalid: check.invalid })
 }
 
 /** LPOP: the head (`None` when empty); with `count`, up to `count` elements (`[]` when empty). Not idempotent. */
@@ -114,7 +116,7 @@ export const lindexBuffer = (key: string, index: number): Command<Option.Option<
 /** LSET: sets the element at `index`; a `ReplyError` when out of range. Idempotent. */
 export const lset = (key: string, index: number, value: Value): Command<void> => {
   const check = new Check("LSET")
-  return write("LSET", [key, check.integer("index", index), value], [0], true, ignore, { invalid: check.invalid })
+  return write("LSET", [key, check.integer("index", index), value], [0], ignore, { invalid: check.invalid })
 }
 
 /**
@@ -124,7 +126,7 @@ export const lset = (key: string, index: number, value: Value): Command<void> =>
 export const lrem = (key: string, count: number, value: Value): Command<number> => {
   const check = new Check("LREM")
   const args = [key, check.integer("count", count), value]
-  return write("LREM", args, [0], count === 0, integer("LREM"), { invalid: check.invalid })
+  return write("LREM", args, [0], integer("LREM"), { invalid: check.invalid })
 }
 
 /**
@@ -133,13 +135,12 @@ export const lrem = (key: string, count: number, value: Value): Command<number> 
  */
 export const ltrim = (key: string, start: number, stop: number): Command<void> => {
   const { args, invalid } = indices("LTRIM", key, start, stop)
-  const idempotent = (start === 0 && stop >= 0) || (start < 0 && stop === -1)
-  return write("LTRIM", args, [0], idempotent, ignore, { invalid })
+  return write("LTRIM", args, [0], ignore, { invalid })
 }
 
 /** LINSERT: inserts before or after `pivot`; the new length, -1 when `pivot` is absent, 0 when the key is. */
 export const linsert = (key: string, where: "BEFORE" | "AFTER", pivot: Value, value: Value): Command<number> =>
-  write("LINSERT", [key, where, pivot, value], [0], false, integer("LINSERT"))
+  write("LINSERT", [key, where, pivot, value], [0], integer("LINSERT"))
 
 /**
  * Options of `lpos`.
@@ -185,7 +186,7 @@ export const lmove = (
   from: ListEnd,
   to: ListEnd
 ): Command<Option.Option<string>> =>
-  write("LMOVE", [source, destination, from, to], [0, 1], false, optionalString("LMOVE"))
+  write("LMOVE", [source, destination, from, to], [0, 1], optionalString("LMOVE"))
 
 /** LMOVE, read as bytes. */
 export const lmoveBuffer = (
@@ -194,7 +195,7 @@ export const lmoveBuffer = (
   from: ListEnd,
   to: ListEnd
 ): Command<Option.Option<Buffer>> =>
-  write("LMOVE", [source, destination, from, to], [0, 1], false, optionalBuffer("LMOVE"), { binary: true })
+  write("LMOVE", [source, destination, from, to], [0, 1], optionalBuffer("LMOVE"), { binary: true })
 
 /**
  * The elements popped by LMPOP, and the list they came from (its name as given, without the layer's `keyPrefix`).
@@ -229,7 +230,7 @@ const lmpopCommand = <A>(keys: ReadonlyArray<string>, end: ListEnd, count: numbe
   const args: Array<Argument> = [keys.length, ...keys, end]
   if (count !== undefined) args.push("COUNT", check.positive("count", count))
   const decode = listPop(keys, (binary ? buffer("LMPOP") : string("LMPOP")) as (reply: unknown) => A)
-  return write("LMPOP", args, positions(1, keys.length), false, decode, { binary, invalid: check.invalid })
+  return write("LMPOP", args, positions(1, keys.length), decode, { binary, invalid: check.invalid })
 }
 
 /** LMPOP: pops up to `count` (default 1) elements from the first non-empty list of `keys`. Not idempotent. */

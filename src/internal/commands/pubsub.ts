@@ -9,8 +9,8 @@ import { type Value, write } from "./arguments.ts"
 
 /** PUBLISH: how many subscribers received the message (on a Cluster, of the node it was sent to). Not idempotent. */
 export const publish = (channel: string, message: Value): Command<number> =>
-  write("PUBLISH", [channel, message], [], false, integer("PUBLISH"))
+  write("PUBLISH", [channel, message], [], integer("PUBLISH"))
 
 /** SPUBLISH: publishes to a shard channel (Redis 7); how many subscribers received it. Not idempotent. */
 export const spublish = (shardChannel: string, message: Value): Command<number> =>
-  write("SPUBLISH", [shardChannel, message], [], false, integer("SPUBLISH"))
+  write("SPUBLISH", [shardChannel, message], [], integer("SPUBLISH"))

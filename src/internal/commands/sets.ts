@@ -8,19 +8,19 @@ import { boolean, type Command, integer } from "../command.ts"
 import { Check, flatten, type Keys, positions, read, type Value, write } from "./arguments.ts"
 import { buffers, integers, optionalString, strings } from "./replies.ts"
 
-const members = (name: string, key: string, values: ReadonlyArray<Value>, idempotent: boolean): Command<number> => {
+const members = (name: "SADD" | "SREM", key: string, values: ReadonlyArray<Value>): Command<number> => {
   const check = new Check(name)
   check.nonEmpty("members", values.length)
-  return write(name, [key, ...values], [0], idempotent, integer(name), { invalid: check.invalid })
+  return write(name, [key, ...values], [0], integer(name), { invalid: check.invalid })
 }
 
 /** SADD: how many members were new. Idempotent (after a retry the count may be lower). */
 export const sadd = (key: string, ...values: ReadonlyArray<Value>): Command<number> =>
-  members("SADD", key, values, true)
+  members("SADD", key, values)
 
 /** SREM: how many members were removed. Idempotent. */
 export const srem = (key: string, ...values: ReadonlyArray<Value>): Command<number> =>
-  members("SREM", key, values, true)
+  members("SREM", key, values)
 
 /** SMEMBERS: every member (in no particular order). */
 export const smembers = (key: string): Command<ReadonlyArray<string>> =>
@@ -49,9 +49,9 @@ export const scard = (key: string): Command<number> => read("SCARD", [key], [0],
 export function spop(key: string): Command<Option.Option<string>>
 export function spop(key: string, count: number): Command<ReadonlyArray<string>>
 export function spop(key: string, count?: number): Command<Option.Option<string> | ReadonlyArray<string>> {
-  if (count === undefined) return write("SPOP", [key], [0], false, optionalString("SPOP"))
+  if (count === undefined) return write("SPOP", [key], [0], optionalString("SPOP"))
   const check = new Check("SPOP")
-  return write<ReadonlyArray<string>>("SPOP", [key, check.count("count", count)], [0], false, strings("SPOP"), {
+  return write<ReadonlyArray<string>>("SPOP", [key, check.count("count", count)], [0], strings("SPOP"), {
     invalid: check.invalid
   })
 }
@@ -69,7 +69,7 @@ export function srandmember(key: string, count?: number): Command<Option.Option<
   return read<ReadonlyArray<string>>("SRANDMEMBER", args, [0], strings("SRANDMEMBER"), { invalid: check.invalid })
 }
 
-const combine = (name: string, keys: Keys): Command<ReadonlyArray<string>> => {
+const combine = (name: "SINTER" | "SUNION" | "SDIFF", keys: Keys): Command<ReadonlyArray<string>> => {
   const all = flatten(keys)
   const check = new Check(name)
   check.nonEmpty("keys", all.length)
@@ -85,14 +85,13 @@ export const sunion = (...keys: Keys): Command<ReadonlyArray<string>> => combine
 /** SDIFF: the members of the first set in none of the others. */
 export const sdiff = (...keys: Keys): Command<ReadonlyArray<string>> => combine("SDIFF", keys)
 
-const store = (name: string, destination: string, keys: Keys): Command<number> => {
+type Store = "SINTERSTORE" | "SUNIONSTORE" | "SDIFFSTORE"
+
+const store = (name: Store, destination: string, keys: Keys): Command<number> => {
   const all = flatten(keys)
   const check = new Check(name)
   check.nonEmpty("keys", all.length)
-  // Idempotent: the destination is overwritten with the same result (sources unchanged in between).
-  return write(name, [destination, ...all], positions(0, all.length + 1), true, integer(name), {
-    invalid: check.invalid
-  })
+  return write(name, [destination, ...all], positions(0, all.length + 1), integer(name), { invalid: check.invalid })
 }
 
 /** SINTERSTORE: stores SINTER in `destination`; its size. Idempotent. */
@@ -109,4 +108,4 @@ export const sdiffstore = (destination: string, ...keys: Keys): Command<number> 
 
 /** SMOVE: moves `member` from `source` to `destination`; true when moved. Not idempotent (a retry answers false). */
 export const smove = (source: string, destination: string, member: Value): Command<boolean> =>
-  write("SMOVE", [source, destination, member], [0, 1], false, boolean("SMOVE"))
+  write("SMOVE", [source, destination, member], [0, 1], boolean("SMOVE"))

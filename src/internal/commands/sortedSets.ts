@@ -67,7 +67,7 @@ export const zadd = (
   const args: Array<Argument> = [key, ...zaddFlags(check, options)]
   for (const { member, score } of members) args.push(check.score("score", score), member)
   check.nonEmpty("members", members.length)
-  return write("ZADD", args, [0], true, integer("ZADD"), { invalid: check.invalid })
+  return write("ZADD", args, [0], integer("ZADD"), { invalid: check.invalid })
 }
 
 /**
@@ -82,7 +82,7 @@ export const zaddIncr = (
 ): Command<Option.Option<number>> => {
   const check = new Check("ZADD")
   const args = [key, ...zaddFlags(check, options), "INCR", check.score("increment", increment), member]
-  return write("ZADD", args, [0], false, optionalFloat("ZADD"), { invalid: check.invalid })
+  return write("ZADD", args, [0], optionalFloat("ZADD"), { invalid: check.invalid })
 }
 
 /**
@@ -216,7 +216,7 @@ export function zrangebyscore(
 export const zincrby = (key: string, increment: number, member: Value): Command<number> => {
   const check = new Check("ZINCRBY")
   const args = [key, check.score("increment", increment), member]
-  return write("ZINCRBY", args, [0], false, float("ZINCRBY"), { invalid: check.invalid })
+  return write("ZINCRBY", args, [0], float("ZINCRBY"), { invalid: check.invalid })
 }
 
 /** ZRANK: the member's rank, lowest score first (`None` when absent). */
@@ -255,31 +255,31 @@ export const zcount = (key: string, min: Bound, max: Bound): Command<number> => 
 export const zrem = (key: string, ...members: ReadonlyArray<Value>): Command<number> => {
   const check = new Check("ZREM")
   check.nonEmpty("members", members.length)
-  return write("ZREM", [key, ...members], [0], true, integer("ZREM"), { invalid: check.invalid })
+  return write("ZREM", [key, ...members], [0], integer("ZREM"), { invalid: check.invalid })
 }
 
 /** ZREMRANGEBYRANK: removes the members between two ranks; how many. Not idempotent (a retry removes the next). */
 export const zremrangebyrank = (key: string, start: number, stop: number): Command<number> => {
   const check = new Check("ZREMRANGEBYRANK")
   const args = [key, check.integer("start", start), check.integer("stop", stop)]
-  return write("ZREMRANGEBYRANK", args, [0], false, integer("ZREMRANGEBYRANK"), { invalid: check.invalid })
+  return write("ZREMRANGEBYRANK", args, [0], integer("ZREMRANGEBYRANK"), { invalid: check.invalid })
 }
 
 /** ZREMRANGEBYSCORE: removes the members with scores between `min` and `max`; how many. Idempotent. */
 export const zremrangebyscore = (key: string, min: Bound, max: Bound): Command<number> => {
   const check = new Check("ZREMRANGEBYSCORE")
   const args = [key, bound(check, "min", "SCORE", min), bound(check, "max", "SCORE", max)]
-  return write("ZREMRANGEBYSCORE", args, [0], true, integer("ZREMRANGEBYSCORE"), { invalid: check.invalid })
+  return write("ZREMRANGEBYSCORE", args, [0], integer("ZREMRANGEBYSCORE"), { invalid: check.invalid })
 }
 
 /** ZREMRANGEBYLEX: removes the members between two lexicographic bounds (`"[a"`, `"(b"`, `"-"`, `"+"`). Idempotent. */
 export const zremrangebylex = (key: string, min: string, max: string): Command<number> =>
-  write("ZREMRANGEBYLEX", [key, min, max], [0], true, integer("ZREMRANGEBYLEX"))
+  write("ZREMRANGEBYLEX", [key, min, max], [0], integer("ZREMRANGEBYLEX"))
 
-const popCommand = (name: string, key: string, count: number | undefined) => {
-  if (count === undefined) return write(name, [key], [0], false, optionalScored(name))
+const popCommand = (name: "ZPOPMIN" | "ZPOPMAX", key: string, count: number | undefined) => {
+  if (count === undefined) return write(name, [key], [0], optionalScored(name))
   const check = new Check(name)
-  return write(name, [key, check.count("count", count)], [0], false, scored(name), { invalid: check.invalid })
+  return write(name, [key, check.count("count", count)], [0], scored(name), { invalid: check.invalid })
 }
 
 /** ZPOPMIN: removes and returns the lowest-scored member; with `count`, up to `count` of them. Not idempotent. */

@@ -34,20 +34,20 @@ export const xgroupCreate = (key: string, group: string, id = "$", options?: XGr
   const args: Array<Argument> = ["CREATE", key, group, id]
   if (options?.mkstream === true) args.push("MKSTREAM")
   if (options?.entriesRead !== undefined) args.push("ENTRIESREAD", check.count("entriesRead", options.entriesRead))
-  return write("XGROUP", args, [1], false, ignore, { invalid: check.invalid })
+  return write("XGROUP", args, [1], ignore, { invalid: check.invalid })
 }
 
 /** XGROUP DESTROY: true when the group existed. Idempotent (a retry answers false). */
 export const xgroupDestroy = (key: string, group: string): Command<boolean> =>
-  write("XGROUP", ["DESTROY", key, group], [1], true, boolean("XGROUP"))
+  write("XGROUP", ["DESTROY", key, group], [1], boolean("XGROUP"))
 
 /** XGROUP CREATECONSUMER: true when the consumer was created. Idempotent (a retry answers false). */
 export const xgroupCreateConsumer = (key: string, group: string, consumer: string): Command<boolean> =>
-  write("XGROUP", ["CREATECONSUMER", key, group, consumer], [1], true, boolean("XGROUP"))
+  write("XGROUP", ["CREATECONSUMER", key, group, consumer], [1], boolean("XGROUP"))
 
 /** XGROUP DELCONSUMER: deletes a consumer; how many pending entries it had. Idempotent (a retry answers 0). */
 export const xgroupDelConsumer = (key: string, group: string, consumer: string): Command<number> =>
-  write("XGROUP", ["DELCONSUMER", key, group, consumer], [1], true, integer("XGROUP"))
+  write("XGROUP", ["DELCONSUMER", key, group, consumer], [1], integer("XGROUP"))
 
 /** XGROUP SETID: sets the group's last delivered id. Idempotent. */
 export const xgroupSetId = (
@@ -59,7 +59,7 @@ export const xgroupSetId = (
   const check = new Check("XGROUP SETID")
   const args: Array<Argument> = ["SETID", key, group, id]
   if (options?.entriesRead !== undefined) args.push("ENTRIESREAD", check.count("entriesRead", options.entriesRead))
-  return write("XGROUP", args, [1], true, ignore, { invalid: check.invalid })
+  return write("XGROUP", args, [1], ignore, { invalid: check.invalid })
 }
 
 /**
@@ -199,7 +199,7 @@ export const xclaim = (
 ): Command<ReadonlyArray<StreamEntry>> => {
   const check = new Check("XCLAIM")
   const args = claimArgs(check, key, group, consumer, minIdle, ids, options)
-  return write("XCLAIM", args, [0], false, entries("XCLAIM"), { invalid: check.invalid })
+  return write("XCLAIM", args, [0], entries("XCLAIM"), { invalid: check.invalid })
 }
 
 /** XCLAIM ... JUSTID: as `xclaim`, returning the claimed ids only (the delivery count is not incremented). */
@@ -213,7 +213,7 @@ export const xclaimJustId = (
 ): Command<ReadonlyArray<string>> => {
   const check = new Check("XCLAIM")
   const args = [...claimArgs(check, key, group, consumer, minIdle, ids, options), "JUSTID"]
-  return write("XCLAIM", args, [0], false, strings("XCLAIM"), { invalid: check.invalid })
+  return write("XCLAIM", args, [0], strings("XCLAIM"), { invalid: check.invalid })
 }
 
 /**
@@ -250,7 +250,7 @@ export const xautoclaim = (
   const check = new Check("XAUTOCLAIM")
   const args: Array<Argument> = [key, group, consumer, check.idle("minIdle", minIdle), start]
   if (options?.count !== undefined) args.push("COUNT", check.positive("count", options.count))
-  return write("XAUTOCLAIM", args, [0], false, autoClaim, { invalid: check.invalid })
+  return write("XAUTOCLAIM", args, [0], autoClaim, { invalid: check.invalid })
 }
 
 /**

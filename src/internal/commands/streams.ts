@@ -88,10 +88,10 @@ export function xadd(
   for (const [field, value] of Object.entries(fields)) args.push(field, value)
   check.nonEmpty("fields", Object.keys(fields).length)
   const decode = options?.nomkstream === true ? optional(string("XADD")) : string("XADD")
-  return write<string | Option.Option<string>>("XADD", args, [0], false, decode, { invalid: check.invalid })
+  return write<string | Option.Option<string>>("XADD", args, [0], decode, { invalid: check.invalid })
 }
 
-const range = (name: string, key: string, from: string, to: string, count: number | undefined) => {
+const range = (name: "XRANGE" | "XREVRANGE", key: string, from: string, to: string, count: number | undefined) => {
   const check = new Check(name)
   const args: Array<Argument> = [key, from, to]
   if (count !== undefined) args.push("COUNT", check.count("count", count))
@@ -113,19 +113,19 @@ export const xlen = (key: string): Command<number> => read("XLEN", [key], [0], i
 export const xdel = (key: string, ...ids: ReadonlyArray<string>): Command<number> => {
   const check = new Check("XDEL")
   check.nonEmpty("ids", ids.length)
-  return write("XDEL", [key, ...ids], [0], true, integer("XDEL"), { invalid: check.invalid })
+  return write("XDEL", [key, ...ids], [0], integer("XDEL"), { invalid: check.invalid })
 }
 
 /** XTRIM: trims the stream; how many entries were evicted. Idempotent (trimming again evicts nothing more). */
 export const xtrim = (key: string, trim: StreamTrim): Command<number> => {
   const check = new Check("XTRIM")
   const args = [key, ...trimArgs(check, trim)]
-  return write("XTRIM", args, [0], true, integer("XTRIM"), { invalid: check.invalid })
+  return write("XTRIM", args, [0], integer("XTRIM"), { invalid: check.invalid })
 }
 
 /** XACK: acknowledges entries of a consumer group; how many were pending. Idempotent. */
 export const xack = (key: string, group: string, ...ids: ReadonlyArray<string>): Command<number> => {
   const check = new Check("XACK")
   check.nonEmpty("ids", ids.length)
-  return write("XACK", [key, group, ...ids], [0], true, integer("XACK"), { invalid: check.invalid })
+  return write("XACK", [key, group, ...ids], [0], integer("XACK"), { invalid: check.invalid })
 }

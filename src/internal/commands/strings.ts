@@ -51,27 +51,27 @@ export const getBuffer = (key: string): Command<Option.Option<Buffer>> =>
 export const set = (key: string, value: Value, options?: SetOptions): Command<boolean> => {
   const check = new Check("SET")
   const args = setArgs(check, key, value, options)
-  return write("SET", args, [0], options?.mode !== "NX", written("SET"), { invalid: check.invalid })
+  return write("SET", args, [0], written("SET"), { invalid: check.invalid })
 }
 
 /** SET ... GET: writes and returns the previous value. Never retried (a retry would return the new value). */
 export const setGet = (key: string, value: Value, options?: SetOptions): Command<Option.Option<string>> => {
   const check = new Check("SET")
   const args = [...setArgs(check, key, value, options), "GET"]
-  return write("SET", args, [0], false, optionalString("SET"), { invalid: check.invalid })
+  return write("SET", args, [0], optionalString("SET"), { invalid: check.invalid })
 }
 
 /** SETNX: true when the key did not exist and was written. Not idempotent. */
 export const setnx = (key: string, value: Value): Command<boolean> =>
-  write("SETNX", [key, value], [0], false, (reply) => integer("SETNX")(reply) === 1)
+  write("SETNX", [key, value], [0], (reply) => integer("SETNX")(reply) === 1)
 
 /** GETDEL: the value, deleting the key. Not idempotent (a retry would find nothing). */
 export const getdel = (key: string): Command<Option.Option<string>> =>
-  write("GETDEL", [key], [0], false, optionalString("GETDEL"))
+  write("GETDEL", [key], [0], optionalString("GETDEL"))
 
 /** GETDEL, read as bytes. */
 export const getdelBuffer = (key: string): Command<Option.Option<Buffer>> =>
-  write("GETDEL", [key], [0], false, optionalBuffer("GETDEL"), { binary: true })
+  write("GETDEL", [key], [0], optionalBuffer("GETDEL"), { binary: true })
 
 /**
  * Options of `getex`.
@@ -99,7 +99,7 @@ const getexCommand = <A>(
     if (options.ttl !== undefined) check.refuse("persist", "cannot be combined with ttl")
     args.push("PERSIST")
   }
-  return write("GETEX", args, [0], true, decode, { binary, invalid: check.invalid })
+  return write("GETEX", args, [0], decode, { binary, invalid: check.invalid })
 }
 
 /** GETEX: the value, setting or removing its time to live. Idempotent. */
@@ -121,13 +121,13 @@ const entriesOf = (command: string, entries: Readonly<Record<string, Value>>) =>
 /** MSET: writes every key. Idempotent. */
 export const mset = (entries: Readonly<Record<string, Value>>): Command<void> => {
   const { args, invalid, keys } = entriesOf("MSET", entries)
-  return write("MSET", args, keys, true, ignore, { invalid })
+  return write("MSET", args, keys, ignore, { invalid })
 }
 
 /** MSETNX: writes every key, or none when any exists; true when written. Not idempotent. */
 export const msetnx = (entries: Readonly<Record<string, Value>>): Command<boolean> => {
   const { args, invalid, keys } = entriesOf("MSETNX", entries)
-  return write("MSETNX", args, keys, false, (reply) => integer("MSETNX")(reply) === 1, { invalid })
+  return write("MSETNX", args, keys, (reply) => integer("MSETNX")(reply) === 1, { invalid })
 }
 
 const mgetCommand = <A>(keys: Keys, decode: (reply: unknown) => A, binary: boolean) => {
@@ -145,13 +145,13 @@ export const mget = (...keys: Keys): Command<ReadonlyArray<Option.Option<string>
 export const mgetBuffer = (...keys: Keys): Command<ReadonlyArray<Option.Option<Buffer>>> =>
   mgetCommand(keys, optionals("MGET", buffer("MGET")), true)
 
-const by = (name: string, key: string, amount: number): Command<number> => {
+const by = (name: "INCRBY" | "DECRBY", key: string, amount: number): Command<number> => {
   const check = new Check(name)
-  return write(name, [key, check.integer("increment", amount)], [0], false, integer(name), { invalid: check.invalid })
+  return write(name, [key, check.integer("increment", amount)], [0], integer(name), { invalid: check.invalid })
 }
 
 /** INCR: the new value. Not idempotent. A value beyond 2^53 fails with `DecodeError` (see `incrBigint`). */
-export const incr = (key: string): Command<number> => write("INCR", [key], [0], false, integer("INCR"))
+export const incr = (key: string): Command<number> => write("INCR", [key], [0], integer("INCR"))
 
 /** INCRBY: the new value. Not idempotent. `increment` must be a safe integer. */
 export const incrby = (key: string, increment: number): Command<number> => by("INCRBY", key, increment)
@@ -160,11 +160,11 @@ export const incrby = (key: string, increment: number): Command<number> => by("I
 export const incrbyfloat = (key: string, increment: number): Command<number> => {
   const check = new Check("INCRBYFLOAT")
   const args = [key, check.finite("increment", increment)]
-  return write("INCRBYFLOAT", args, [0], false, float("INCRBYFLOAT"), { invalid: check.invalid })
+  return write("INCRBYFLOAT", args, [0], float("INCRBYFLOAT"), { invalid: check.invalid })
 }
 
 /** DECR: the new value. Not idempotent. */
-export const decr = (key: string): Command<number> => write("DECR", [key], [0], false, integer("DECR"))
+export const decr = (key: string): Command<number> => write("DECR", [key], [0], integer("DECR"))
 
 /** DECRBY: the new value. Not idempotent. */
 export const decrby = (key: string, decrement: number): Command<number> => by("DECRBY", key, decrement)
@@ -203,7 +203,7 @@ export const decrBigint = (key: string): Command<bigint> => decrbyBigint(key, 1n
 
 /** APPEND: the new length. Not idempotent. */
 export const append = (key: string, value: Value): Command<number> =>
-  write("APPEND", [key, value], [0], false, integer("APPEND"))
+  write("APPEND", [key, value], [0], integer("APPEND"))
 
 /** STRLEN: the length of the value in bytes (0 when the key does not exist). */
 export const strlen = (key: string): Command<number> => read("STRLEN", [key], [0], integer("STRLEN"))
@@ -226,5 +226,5 @@ export const getrangeBuffer = (key: string, start: number, end: number): Command
 export const setrange = (key: string, offset: number, value: Value): Command<number> => {
   const check = new Check("SETRANGE")
   const args = [key, check.count("offset", offset), value]
-  return write("SETRANGE", args, [0], true, integer("SETRANGE"), { invalid: check.invalid })
+  return write("SETRANGE", args, [0], integer("SETRANGE"), { invalid: check.invalid })
 }
