@@ -3,7 +3,9 @@
  * span per logical call, attributes without keys or values, `error.type` on failure, an event per retry.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Fiber } from "effect"
+import { Effect, Fiber, Stream } from "effect"
+import { PrometheusMetrics } from "effect/observability"
+import * as RedisSubscriber from "../src/RedisSubscriber.ts"
 import * as C from "../src/internal/command.ts"
 import * as RedisService from "../src/RedisService.ts"
 import * as ChaosProxy from "../src/testing/ChaosProxy.ts"
@@ -71,6 +73,29 @@ describe("tracing", () => {
       for (const secret of ["secret-key", "secret-value", "secret-other", "secret-list", "secret-item"]) {
         assert.notInclude(text, secret)
       }
+    })))
+
+  it.live("the subscriber connection's commands are traced and counted too (client <name>:subscriber)", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const server = yield* RedisTestServer.make()
+      const redis = yield* RedisService.make({ ...fastOptions, url: server.url, connectionName: "app" })
+      const subscriber = yield* RedisSubscriber.make(redis)
+      const { spans, tracer } = recorder()
+      const fiber = yield* Effect.forkChild(
+        Effect.withTracer(Stream.runHead(subscriber.subscribe("secret-channel")), tracer)
+      )
+      yield* subscriber.awaitSubscribed("secret-channel")
+      yield* redis.publish("secret-channel", "secret-message")
+      yield* Fiber.join(fiber)
+      const subscribe = spans.find((span) => span.name === "redis.SUBSCRIBE")
+      assert.isDefined(subscribe)
+      assert.strictEqual(subscribe!.kind, "client")
+      assert.strictEqual(subscribe!.attributes.get("db.system.name"), "redis")
+      assert.strictEqual(subscribe!.attributes.get("db.operation.name"), "SUBSCRIBE")
+      const text = JSON.stringify(spans.map((s) => [s.name, [...s.attributes.entries()]]))
+      assert.notInclude(text, "secret")
+      const metrics = yield* PrometheusMetrics.format()
+      assert.match(metrics, /redis_commands_total\{[^}]*client="app:subscriber"[^}]*command="SUBSCRIBE"[^}]*outcome="ok"/)
     })))
 
   it.live("a retried idempotent command is one span with a redis.retry event", () =>

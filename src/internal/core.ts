@@ -21,6 +21,7 @@ import * as Connection from "./connection.ts"
 import * as Executor from "./executor.ts"
 import * as Heartbeat from "./heartbeat.ts"
 import * as Metrics from "./metrics.ts"
+import * as Observe from "./observe.ts"
 import * as NodeBreakers from "./topology/clusterBreakers.ts"
 import type { IORedisOptions } from "./topology/options.ts"
 import * as Watchdog from "./watchdog.ts"
@@ -43,6 +44,11 @@ export interface Core {
     hooks?: Omit<Connection.ConnectionHooks, "onAttemptFailed">,
     clientOptions?: Partial<IORedisOptions>
   ) => Effect.Effect<Connection.Connection, never, Scope.Scope>
+  /**
+   * Counts (`redis_commands_total{client: "<name>:<role>"}`, durations) and traces the commands of a connection opened
+   * for `role`, registered in the current scope.
+   */
+  readonly observe: (role: string) => Effect.Effect<Observe.Observe, never, Scope.Scope>
 }
 
 const CoreKey: unique symbol = Symbol.for("effect-redis-resilience/internal/Core")
@@ -55,7 +61,8 @@ export const make = (config: ResolvedRedisConfig, signals: BreakerSignals): Core
     open: (role, hooks = {}, clientOptions = {}) =>
       Connection.make(config, { ...hooks, onAttemptFailed: () => signals.failure }, {
         clientOptions: { connectionName: roleName(config, role), ...clientOptions }
-      })
+      }),
+    observe: (role) => Observe.make(config, roleName(config, role))
   }
   return Object.defineProperties(core, {
     toJSON: { value: () => "RedisCore" },

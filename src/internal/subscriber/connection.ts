@@ -63,7 +63,9 @@ export const make = Effect.fnUntraced(function*(
       now,
       // Only ever called about a connection that was opened, so `connection` is set by then.
       invalidate: (live, reason) => Effect.suspend(() => session.connection!.invalidate(live, reason)),
-      shardNodes: new WeakSet()
+      shardNodes: new WeakSet(),
+      // Its commands are counted (client `<name>:subscriber`) and traced like the command connection's.
+      observe: yield* core.observe("subscriber")
     },
     bufferSize: options.bufferSize,
     scope: yield* Effect.scope,

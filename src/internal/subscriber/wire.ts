@@ -12,6 +12,8 @@ import type { Redis as IORedis } from "ioredis"
 import { classify, ConnectionClosed, isTransient, type RedisError } from "../../RedisError.ts"
 import type { Client, Live } from "../connection.ts"
 import type { Connector, ShardRoute } from "../topology/connector.ts"
+import type { Observe } from "../observe.ts"
+import { queryText } from "../spans.ts"
 import { sendBounded } from "../wire.ts"
 import * as Registry from "./registry.ts"
 
@@ -30,6 +32,8 @@ export interface Wire {
   readonly invalidate: (live: Live, reason: RedisError) => Effect.Effect<boolean>
   /** Cluster nodes whose connection already carries sharded subscriptions of the current cluster client. */
   readonly shardNodes: WeakSet<IORedis>
+  /** Counts and traces each command (see internal/observe.ts). */
+  readonly observe: Observe
 }
 
 /** The command that (un)subscribes `kind` keys. */
@@ -115,7 +119,12 @@ const command = (
   keys: ReadonlyArray<string>,
   target: Client = live.client
 ): Effect.Effect<unknown, RedisError> =>
-  sendBounded(live, name, () => target.call(name, [...keys]), wire.commandTimeout)
+  wire.observe(
+    name,
+    sendBounded(live, name, () => target.call(name, [...keys]), wire.commandTimeout),
+    // Channel names are data: each is a `?`.
+    () => queryText(name, keys.length)
+  )
 
 // Where sharded channels go (see the topology's `shardRoutes`); on a Cluster each owner's connection is watched.
 const routes = (
