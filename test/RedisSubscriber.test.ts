@@ -107,7 +107,7 @@ describe("RedisSubscriber (real redis-server)", () => {
       assert.deepStrictEqual(events.items.map((e) => e._tag), ["Message", "Invalid", "Message"])
       // A value that does not encode never reaches the wire.
       const bad = yield* Effect.flip(provide(Channels.publish(App.orders, { id: 1, total: "x" } as never)))
-      assert.strictEqual(bad._tag, "DecodeError")
+      assert.strictEqual(bad._tag, "EncodeError")
       yield* sleepReal(50)
       assert.strictEqual(events.items.length, 3)
     }))
