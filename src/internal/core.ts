@@ -45,16 +45,33 @@ export interface Core {
     clientOptions?: Partial<IORedisOptions>
   ) => Effect.Effect<Connection.Connection, never, Scope.Scope>
   /**
-   * Counts (`redis_commands_total{client: "<name>:<role>"}`, durations) and traces the commands of a connection opened
-   * for `role`, registered in the current scope.
+   * Counts (`redis_commands_total{client: "<name>:<role>"}`, durations) and traces the commands of the connections
+   * opened for `role`. One observer per role for the layer's life: the pooled connections of a role share it (series
+   * registered twice under one label would replace each other).
    */
-  readonly observe: (role: string) => Effect.Effect<Observe.Observe, never, Scope.Scope>
+  readonly observe: (role: Role) => Observe.Observe
 }
+
+/** The roles of the connections the core opens besides the command connection. */
+export type Role = "subscriber" | "blocking" | "reserved" | "watch"
+
+const roles: ReadonlyArray<Role> = ["subscriber", "blocking", "reserved", "watch"]
+
+/** The observers of every role, registered in the current scope (series appear at a role's first command). */
+export const makeObservers = Effect.fnUntraced(function*(config: ResolvedRedisConfig) {
+  const observers = new Map<Role, Observe.Observe>()
+  for (const role of roles) observers.set(role, yield* Observe.make(config, roleName(config, role)))
+  return (role: Role): Observe.Observe => observers.get(role) ?? Observe.none
+})
 
 const CoreKey: unique symbol = Symbol.for("effect-redis-resilience/internal/Core")
 
 /** The core of a layer whose breaker is told through `signals`. */
-export const make = (config: ResolvedRedisConfig, signals: BreakerSignals): Core => {
+export const make = (
+  config: ResolvedRedisConfig,
+  signals: BreakerSignals,
+  observe: (role: Role) => Observe.Observe = () => Observe.none
+): Core => {
   const core: Core = {
     config,
     signals,
@@ -62,7 +79,7 @@ export const make = (config: ResolvedRedisConfig, signals: BreakerSignals): Core
       Connection.make(config, { ...hooks, onAttemptFailed: () => signals.failure }, {
         clientOptions: { connectionName: roleName(config, role), ...clientOptions }
       }),
-    observe: (role) => Observe.make(config, roleName(config, role))
+    observe
   }
   return Object.defineProperties(core, {
     toJSON: { value: () => "RedisCore" },
@@ -156,7 +173,7 @@ export const makeCommandPath = Effect.fnUntraced(function*(
     })
     : undefined
   const execute = Executor.make(config, connection, breaker, stats, watchdog, nodes)
-  const core = make(config, { failure: breaker.onFailure, success: breaker.onSuccess })
+  const core = make(config, { failure: breaker.onFailure, success: breaker.onSuccess }, yield* makeObservers(config))
   return { core, breaker, connection, heartbeat, nodes, execute }
 })
 

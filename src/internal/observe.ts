@@ -49,3 +49,6 @@ const failureTag = (exit: Exit.Failure<unknown, RedisError>): string | undefined
   for (const reason of exit.cause.reasons) if (reason._tag === "Fail") return reason.error._tag
   return undefined
 }
+
+/** An observer that neither counts nor traces (a core made by hand, in tests). */
+export const none: Observe = (_name, effect) => effect

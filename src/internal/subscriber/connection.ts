@@ -65,7 +65,7 @@ export const make = Effect.fnUntraced(function*(
       invalidate: (live, reason) => Effect.suspend(() => session.connection!.invalidate(live, reason)),
       shardNodes: new WeakSet(),
       // Its commands are counted (client `<name>:subscriber`) and traced like the command connection's.
-      observe: yield* core.observe("subscriber")
+      observe: core.observe("subscriber")
     },
     bufferSize: options.bufferSize,
     scope: yield* Effect.scope,
