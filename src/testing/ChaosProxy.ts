@@ -100,6 +100,19 @@ interface Link {
   readonly toClient: Pipe
 }
 
+/** Everything one proxy mutates, in one place: its listener, the faults in force and the open links. */
+interface ProxyState {
+  readonly target: { readonly host: string; readonly port: number }
+  readonly links: Set<Link>
+  listener: Net.Server | undefined
+  blackholed: boolean
+  /** Added latency in milliseconds; `0` forwards at once. */
+  delay: number
+  accepted: number
+  /** The scope closed: connections arriving late are destroyed and `restore` does not listen again. */
+  closed: boolean
+}
+
 /**
  * Starts a proxy on `127.0.0.1` forwarding to `options.target`. Each accepted connection opens its own
  * upstream connection; when either side closes or fails, the other side is closed too. Closing the
@@ -125,165 +138,190 @@ interface Link {
 export const make: (
   options: ChaosProxyOptions
 ) => Effect.Effect<ChaosProxy, ChaosProxyError, Scope.Scope> = Effect.fnUntraced(function*(options: ChaosProxyOptions) {
-  const target = { host: options.target.host, port: options.target.port }
-  const links = new Set<Link>()
-  let listener: Net.Server | undefined
-  let blackholed = false
-  let delay = 0
-  let accepted = 0
-  let closed = false
-
-  const makePipe = (): Pipe => ({ queue: [], timer: undefined, ended: false })
-
-  const pump = (pipe: Pipe, destination: Net.Socket, flush: boolean) => {
-    if (pipe.timer !== undefined) {
-      clearTimeout(pipe.timer)
-      pipe.timer = undefined
-    }
-    if (blackholed || destination.destroyed) return
-    const now = performance.now()
-    while (pipe.queue.length > 0) {
-      const head = pipe.queue[0]!
-      if (!flush && head.due > now) {
-        pipe.timer = setTimeout(() => pump(pipe, destination, false), Math.ceil(head.due - now))
-        return
-      }
-      pipe.queue.shift()
-      destination.write(head.chunk)
-    }
-    if (pipe.ended && !destination.destroyed) destination.end()
+  const state: ProxyState = {
+    target: { host: options.target.host, port: options.target.port },
+    links: new Set(),
+    listener: undefined,
+    blackholed: false,
+    delay: 0,
+    accepted: 0,
+    closed: false
   }
 
-  const forward = (pipe: Pipe, destination: Net.Socket, chunk: Buffer) => {
-    if (!blackholed && delay === 0 && pipe.queue.length === 0) {
-      destination.write(chunk)
-      return
-    }
-    pipe.queue.push({ chunk, due: performance.now() + delay })
-    if (pipe.timer === undefined) pump(pipe, destination, false)
-  }
-
-  const endFrom = (pipe: Pipe, destination: Net.Socket) => {
-    if (pipe.ended) return
-    pipe.ended = true
-    if (pipe.timer === undefined) pump(pipe, destination, false)
-  }
-
-  const drop = (link: Link) => {
-    if (!links.delete(link)) return
-    clearTimeout(link.toUpstream.timer)
-    clearTimeout(link.toClient.timer)
-    link.toUpstream.queue.length = 0
-    link.toClient.queue.length = 0
-  }
-
-  const onConnection = (client: Net.Socket) => {
-    if (closed) {
-      client.destroy()
-      return
-    }
-    accepted++
-    client.setNoDelay(true)
-    const upstream = Net.connect({ host: target.host, port: target.port })
-    upstream.setNoDelay(true)
-    const link: Link = { client, upstream, toUpstream: makePipe(), toClient: makePipe() }
-    links.add(link)
-    client.on("data", (chunk: Buffer) => forward(link.toUpstream, upstream, chunk))
-    upstream.on("data", (chunk: Buffer) => forward(link.toClient, client, chunk))
-    client.on("end", () => endFrom(link.toUpstream, upstream))
-    upstream.on("end", () => endFrom(link.toClient, client))
-    // A failure on one side is passed on as a close of the other; errors themselves stay local.
-    client.on("error", () => upstream.destroy())
-    upstream.on("error", () => client.destroy())
-    client.on("close", () => {
-      drop(link)
-      upstream.destroy()
-    })
-    // Redis closing (or failing) ends the client side once the bytes already read are delivered.
-    upstream.on("close", () => endFrom(link.toClient, client))
-  }
-
-  const listen = (port: number) =>
-    Effect.callback<number, ChaosProxyError>((resume) => {
-      const server = Net.createServer({ noDelay: true }, onConnection)
-      const onError = (cause: Error) => {
-        const message = `could not listen on ${host}:${port}: ${cause.message}`
-        resume(Effect.fail(new ChaosProxyError({ message, cause })))
-      }
-      server.once("error", onError)
-      server.listen(port, host, () => {
-        server.off("error", onError)
-        server.on("error", () => {})
-        listener = server
-        const address = server.address()
-        resume(Effect.succeed(typeof address === "object" && address !== null ? address.port : port))
-      })
-      return Effect.sync(() => {
-        if (listener === server) listener = undefined
-        server.close()
-      })
-    })
-
-  const stopListening = () => {
-    const server = listener
-    listener = undefined
-    // close() stops accepting at once; its callback would wait for open connections, so do not wait.
-    server?.close()
-  }
-
-  const port = yield* Effect.acquireRelease(
-    listen(options.port ?? 0),
-    () =>
-      Effect.sync(() => {
-        closed = true
-        stopListening()
-        for (const link of [...links]) {
-          drop(link)
-          link.client.destroy()
-          link.upstream.destroy()
-        }
-      })
-  )
-
-  const flushAll = () => {
-    for (const link of links) {
-      pump(link.toUpstream, link.upstream, true)
-      pump(link.toClient, link.client, true)
-    }
-  }
+  const port = yield* Effect.acquireRelease(listen(state, options.port ?? 0), () => Effect.sync(() => close(state)))
 
   return {
     host,
     port,
     url: `redis://${host}:${port}`,
-    resetAll: Effect.sync(() => {
-      for (const link of [...links]) {
-        drop(link)
-        link.upstream.destroy()
-        if (!link.client.destroyed) link.client.resetAndDestroy()
-      }
-    }),
-    blackhole: Effect.sync(() => {
-      blackholed = true
-      for (const link of links) {
-        clearTimeout(link.toUpstream.timer)
-        clearTimeout(link.toClient.timer)
-        link.toUpstream.timer = undefined
-        link.toClient.timer = undefined
-      }
-    }),
+    resetAll: Effect.sync(() => resetAll(state)),
+    blackhole: Effect.sync(() => blackhole(state)),
     latency: (millis: number) =>
       Effect.sync(() => {
-        delay = Math.max(0, millis)
+        state.delay = Math.max(0, millis)
       }),
-    refuse: Effect.sync(stopListening),
+    refuse: Effect.sync(() => stopListening(state)),
     restore: Effect.suspend(() => {
-      blackholed = false
-      delay = 0
-      flushAll()
-      return listener === undefined && !closed ? Effect.orDie(Effect.asVoid(listen(port))) : Effect.void
+      state.blackholed = false
+      state.delay = 0
+      flushAll(state)
+      const relisten = state.listener === undefined && !state.closed
+      return relisten ? Effect.orDie(Effect.asVoid(listen(state, port))) : Effect.void
     }),
-    accepted: Effect.sync(() => accepted),
-    active: Effect.sync(() => links.size)
+    accepted: Effect.sync(() => state.accepted),
+    active: Effect.sync(() => state.links.size)
   } satisfies ChaosProxy
 })
+
+// ---------------------------------------------------------------------------------------------------------------------
+// listening
+// ---------------------------------------------------------------------------------------------------------------------
+
+/** Listens on `port` (`0`: any free one) and succeeds with the port bound; the server becomes `state.listener`. */
+const listen = (state: ProxyState, port: number): Effect.Effect<number, ChaosProxyError> =>
+  Effect.callback<number, ChaosProxyError>((resume) => {
+    const server = Net.createServer({ noDelay: true }, (client) => onConnection(state, client))
+    const onError = (cause: Error) => {
+      const message = `could not listen on ${host}:${port}: ${cause.message}`
+      resume(Effect.fail(new ChaosProxyError({ message, cause })))
+    }
+    server.once("error", onError)
+    server.listen(port, host, () => {
+      server.off("error", onError)
+      server.on("error", () => {})
+      state.listener = server
+      const address = server.address()
+      resume(Effect.succeed(typeof address === "object" && address !== null ? address.port : port))
+    })
+    return Effect.sync(() => {
+      if (state.listener === server) state.listener = undefined
+      server.close()
+    })
+  })
+
+const stopListening = (state: ProxyState): void => {
+  const server = state.listener
+  state.listener = undefined
+  // close() stops accepting at once; its callback would wait for open connections, so do not wait.
+  server?.close()
+}
+
+/** The scope's finalizer: no more connections, every socket destroyed. */
+const close = (state: ProxyState): void => {
+  state.closed = true
+  stopListening(state)
+  for (const link of [...state.links]) {
+    drop(state, link)
+    link.client.destroy()
+    link.upstream.destroy()
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// links
+// ---------------------------------------------------------------------------------------------------------------------
+
+const makePipe = (): Pipe => ({ queue: [], timer: undefined, ended: false })
+
+const onConnection = (state: ProxyState, client: Net.Socket): void => {
+  if (state.closed) {
+    client.destroy()
+    return
+  }
+  state.accepted++
+  client.setNoDelay(true)
+  const upstream = Net.connect({ host: state.target.host, port: state.target.port })
+  upstream.setNoDelay(true)
+  const link: Link = { client, upstream, toUpstream: makePipe(), toClient: makePipe() }
+  state.links.add(link)
+  client.on("data", (chunk: Buffer) => forward(state, link.toUpstream, upstream, chunk))
+  upstream.on("data", (chunk: Buffer) => forward(state, link.toClient, client, chunk))
+  client.on("end", () => endFrom(state, link.toUpstream, upstream))
+  upstream.on("end", () => endFrom(state, link.toClient, client))
+  // A failure on one side is passed on as a close of the other; errors themselves stay local.
+  client.on("error", () => upstream.destroy())
+  upstream.on("error", () => client.destroy())
+  client.on("close", () => {
+    drop(state, link)
+    upstream.destroy()
+  })
+  // Redis closing (or failing) ends the client side once the bytes already read are delivered.
+  upstream.on("close", () => endFrom(state, link.toClient, client))
+}
+
+/** Forgets `link` and whatever it still held; its sockets are the caller's to close. */
+const drop = (state: ProxyState, link: Link): void => {
+  if (!state.links.delete(link)) return
+  clearTimeout(link.toUpstream.timer)
+  clearTimeout(link.toClient.timer)
+  link.toUpstream.queue.length = 0
+  link.toClient.queue.length = 0
+}
+
+const resetAll = (state: ProxyState): void => {
+  for (const link of [...state.links]) {
+    drop(state, link)
+    link.upstream.destroy()
+    if (!link.client.destroyed) link.client.resetAndDestroy()
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// pipes: forwarding under faults
+// ---------------------------------------------------------------------------------------------------------------------
+
+/**
+ * Delivers what is due (everything when `flush`) and sets a timer for the next chunk. Nothing moves while
+ * blackholed.
+ */
+const pump = (state: ProxyState, pipe: Pipe, destination: Net.Socket, flush: boolean): void => {
+  if (pipe.timer !== undefined) {
+    clearTimeout(pipe.timer)
+    pipe.timer = undefined
+  }
+  if (state.blackholed || destination.destroyed) return
+  const now = performance.now()
+  while (pipe.queue.length > 0) {
+    const head = pipe.queue[0]!
+    if (!flush && head.due > now) {
+      pipe.timer = setTimeout(() => pump(state, pipe, destination, false), Math.ceil(head.due - now))
+      return
+    }
+    pipe.queue.shift()
+    destination.write(head.chunk)
+  }
+  if (pipe.ended && !destination.destroyed) destination.end()
+}
+
+/** Writes at once when no fault is in force and nothing is queued before it, so order is kept. */
+const forward = (state: ProxyState, pipe: Pipe, destination: Net.Socket, chunk: Buffer): void => {
+  if (!state.blackholed && state.delay === 0 && pipe.queue.length === 0) {
+    destination.write(chunk)
+    return
+  }
+  pipe.queue.push({ chunk, due: performance.now() + state.delay })
+  if (pipe.timer === undefined) pump(state, pipe, destination, false)
+}
+
+const endFrom = (state: ProxyState, pipe: Pipe, destination: Net.Socket): void => {
+  if (pipe.ended) return
+  pipe.ended = true
+  if (pipe.timer === undefined) pump(state, pipe, destination, false)
+}
+
+const blackhole = (state: ProxyState): void => {
+  state.blackholed = true
+  for (const link of state.links) {
+    clearTimeout(link.toUpstream.timer)
+    clearTimeout(link.toClient.timer)
+    link.toUpstream.timer = undefined
+    link.toClient.timer = undefined
+  }
+}
+
+const flushAll = (state: ProxyState): void => {
+  for (const link of state.links) {
+    pump(state, link.toUpstream, link.upstream, true)
+    pump(state, link.toClient, link.client, true)
+  }
+}

@@ -10,11 +10,10 @@
  *
  * @since 0.1.0
  */
-import { type ChildProcess, spawn } from "node:child_process"
-import * as Path from "node:path"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Scope from "effect/Scope"
+import * as ClusterInternal from "./internal/cluster.ts"
 import * as Process from "./internal/process.ts"
 import * as RedisTestServer from "./RedisTestServer.ts"
 
@@ -103,17 +102,29 @@ export class RedisTestClusterError extends Data.TaggedError("RedisTestClusterErr
 }> {}
 
 const host = Process.host
-const slotCount = 16_384
 const formTimeoutMillis = 30_000
 const createTimeoutMillis = 30_000
 const failoverTimeoutMillis = 20_000
-const portAttempts = 5
-// Client ports 10000-22767 put the cluster bus (port + 10000) at 20000-32767: both stay below Linux'
-// ephemeral range (32768-60999), so outgoing connections never hold them, and the bus port stays
-// below 65536 (Redis refuses a client port above 55535).
-const minPort = 10_000
-const maxPort = 22_767
-const busOffset = 10_000
+
+/** The options of {@link make}, checked and with their defaults. */
+interface Settings {
+  readonly masters: number
+  readonly replicasPerMaster: number
+  readonly nodeTimeout: number
+  /** Every node: `masters * (1 + replicasPerMaster)`. */
+  readonly total: number
+  readonly args: ReadonlyArray<string>
+}
+
+/** A formed cluster: what its topology queries share. */
+interface Formed {
+  /** The servers in start order; the first live one answers topology queries. */
+  readonly servers: ReadonlyArray<RedisTestServer.RedisTestServer>
+  /** The masters first, then the replicas (roles as formed). */
+  readonly nodes: ReadonlyArray<RedisTestClusterNode>
+  // Nodes the kit paused or stopped: topology queries skip them instead of waiting on them.
+  readonly down: Set<number>
+}
 
 /**
  * Starts `masters * (1 + replicasPerMaster)` cluster-enabled `redis-server`s (persistence off,
@@ -147,143 +158,36 @@ export const make: (
 ) => Effect.Effect<RedisTestCluster, RedisTestClusterError, Scope.Scope> = Effect.fnUntraced(function*(
   options?: RedisTestClusterOptions
 ) {
-  const mastersCount = options?.masters ?? 3
-  const replicasPerMaster = options?.replicasPerMaster ?? 1
-  const nodeTimeout = options?.nodeTimeout ?? 1_000
-  if (!Number.isInteger(mastersCount) || mastersCount < 3) {
-    return yield* new RedisTestClusterError({
-      message: `masters must be an integer of at least 3 (Redis Cluster's minimum), got ${mastersCount}`
-    })
-  }
-  if (!Number.isInteger(replicasPerMaster) || replicasPerMaster < 0) {
-    return yield* new RedisTestClusterError({
-      message: `replicasPerMaster must be a non-negative integer, got ${replicasPerMaster}`
-    })
-  }
-  if (!Number.isInteger(nodeTimeout) || nodeTimeout < 100) {
-    return yield* new RedisTestClusterError({
-      message: `nodeTimeout must be an integer number of milliseconds, at least 100, got ${nodeTimeout}`
-    })
-  }
-  const total = mastersCount * (1 + replicasPerMaster)
-
+  const settings = yield* validate(options)
   const scope = yield* Scope.Scope
   const dir = yield* Process.tempDir("redis-test-cluster-", RedisTestClusterError)
-  // Ports handed to this cluster's nodes, so that nodes started together never pick the same one. (Another cluster
-  // starting at the same time may still race for a port: the bind fails and `startNode` picks another.)
-  const ports = new Set<number>()
   // The nodes share one child scope that closes them in parallel: tear-down costs one shutdown, not six.
   const serversScope = yield* Scope.fork(scope, "parallel")
+  const { nodeTimeout, args } = settings
+  const startup: ClusterInternal.NodeStartup = { dir, nodeTimeout, args, ports: new Set(), scope: serversScope }
 
-  const nodeArgs = (port: number): Array<string> => [
-    "--cluster-enabled",
-    "yes",
-    "--cluster-config-file",
-    Path.join(dir, `nodes-${port}.conf`),
-    "--cluster-node-timeout",
-    String(nodeTimeout),
-    "--cluster-replica-validity-factor",
-    "0",
-    "--cluster-allow-replica-migration",
-    "no",
-    "--repl-diskless-sync",
-    "yes",
-    "--repl-diskless-sync-delay",
-    "0",
-    "--shutdown-timeout",
-    "0",
-    ...(options?.args ?? [])
-  ]
+  const servers = yield* Effect.forEach(
+    Array.from({ length: settings.total }),
+    () => ClusterInternal.startNode(startup, RedisTestClusterError),
+    { concurrency: "unbounded" }
+  )
 
-  const startNode = Effect.fnUntraced(function*() {
-    let attempt = 1
-    while (true) {
-      const port = yield* pickPort(ports)
-      ports.add(port)
-      const result = yield* Effect.result(
-        Scope.provide(RedisTestServer.make({ port, args: nodeArgs(port) }), serversScope)
-      )
-      if (result._tag === "Success") return result.success
-      ports.delete(port)
-      // Another process may take the port or its bus port (port + 10000) between our probe and the bind.
-      if (attempt >= portAttempts || !result.failure.message.includes("Address already in use")) {
-        return yield* new RedisTestClusterError({
-          message: `could not start a cluster node: ${result.failure.message}`,
-          cause: result.failure
-        })
-      }
-      attempt++
-    }
-  })
-
-  const servers = yield* Effect.forEach(Array.from({ length: total }), () => startNode(), {
-    concurrency: "unbounded"
-  })
-
-  yield* runRedisCli(
+  yield* ClusterInternal.runRedisCli(
     [
       "--cluster",
       "create",
       ...servers.map((server) => `${host}:${server.port}`),
       "--cluster-replicas",
-      String(replicasPerMaster),
+      String(settings.replicasPerMaster),
       "--cluster-yes"
     ],
-    createTimeoutMillis
+    createTimeoutMillis,
+    RedisTestClusterError
   )
-
-  // Nodes the kit paused or stopped: topology queries skip them instead of waiting on them.
-  const down = new Set<number>()
-  const live = () => servers.filter((server) => !down.has(server.port))
-
-  const ask = (server: RedisTestServer.RedisTestServer, ...args: ReadonlyArray<string>) =>
-    Process.ask(server, args, RedisTestClusterError)
-
-  const viewOf = (server: RedisTestServer.RedisTestServer) =>
-    Effect.map(ask(server, "CLUSTER", "NODES"), (reply) => parseClusterNodes(String(reply)))
-
-  const clusterInfo = (server: RedisTestServer.RedisTestServer) =>
-    Effect.map(ask(server, "CLUSTER", "INFO"), (reply) => Process.parseInfo(String(reply)))
-
-  const replicationInfo = (server: RedisTestServer.RedisTestServer) =>
-    Effect.map(ask(server, "INFO", "replication"), (reply) => Process.parseInfo(String(reply)))
-
-  /** Why `server` is not ready yet, or `undefined` when it is. */
-  const notReady = Effect.fnUntraced(function*(server: RedisTestServer.RedisTestServer) {
-    const name = `${host}:${server.port}`
-    const info = yield* clusterInfo(server)
-    if (info.cluster_state !== "ok") return `${name} reports cluster_state:${info.cluster_state}`
-    const view = yield* viewOf(server)
-    if (view.length !== total) return `${name} knows ${view.length} of ${total} nodes`
-    const unhealthy = view.find((node) => ["fail", "fail?", "handshake", "noaddr"].some((flag) => node.flags.has(flag)))
-    if (unhealthy !== undefined) {
-      return `${name} sees ${host}:${unhealthy.port} as ${[...unhealthy.flags].join(",")}`
-    }
-    const owners = view.filter((node) => node.flags.has("master") && node.slots.length > 0)
-    if (owners.length !== mastersCount) return `${name} sees ${owners.length} of ${mastersCount} masters with slots`
-    const covered = owners.reduce((sum, node) => sum + slotTotal(node.slots), 0)
-    if (covered !== slotCount) return `${name} sees ${covered} of ${slotCount} slots assigned`
-    const self = view.find((node) => node.flags.has("myself"))
-    if (self === undefined) return `${name} does not list itself in CLUSTER NODES`
-    const replication = yield* replicationInfo(server)
-    if (self.flags.has("slave")) {
-      if (replication.master_link_status !== "up") {
-        return `replica ${name}: master_link_status:${replication.master_link_status}`
-      }
-      if (replication.master_sync_in_progress !== "0") return `replica ${name}: initial sync in progress`
-      return undefined
-    }
-    const replicaIds = view.filter((node) => node.masterId === self.id).map((node) => node.id)
-    const online = Object.entries(replication).filter(([key, value]) =>
-      /^slave\d+$/.test(key) && value.includes("state=online")
-    ).length
-    if (online < replicaIds.length) return `master ${name}: ${online} of ${replicaIds.length} replicas online`
-    return undefined
-  })
 
   yield* Process.poll(
     Effect.map(
-      Effect.forEach(servers, notReady, { concurrency: "unbounded" }),
+      Effect.forEach(servers, (server) => notReady(settings, server), { concurrency: "unbounded" }),
       (reasons) => reasons.find((reason) => reason !== undefined)
     ),
     formTimeoutMillis,
@@ -291,18 +195,82 @@ export const make: (
     RedisTestClusterError
   )
 
-  // Identity and formation roles, from one node's (now consistent) view.
-  const formed = yield* viewOf(servers[0]!)
-  const byId = new Map(formed.map((node) => [node.id, node]))
+  const formed = yield* identify(servers)
+  return {
+    nodes: formed.nodes,
+    masters: formed.nodes.filter((node) => node.role === "master"),
+    replicas: formed.nodes.filter((node) => node.role === "replica"),
+    startupNodes: formed.nodes.map((node) => ({ host, port: node.port })),
+    currentMasters: currentMasters(formed),
+    masterOf: (key: string) => masterOf(formed, key),
+    waitForFailover: (oldMasterPort: number, options?: { readonly timeout?: number | undefined }) =>
+      waitForFailover(formed, oldMasterPort, options)
+  } satisfies RedisTestCluster
+})
+
+// ---------------------------------------------------------------------------------------------------------------------
+// forming the cluster (real timers only)
+// ---------------------------------------------------------------------------------------------------------------------
+
+const validate = (options: RedisTestClusterOptions | undefined): Effect.Effect<Settings, RedisTestClusterError> => {
+  const masters = options?.masters ?? 3
+  const replicasPerMaster = options?.replicasPerMaster ?? 1
+  const nodeTimeout = options?.nodeTimeout ?? 1_000
+  if (!Number.isInteger(masters) || masters < 3) {
+    return invalid(`masters must be an integer of at least 3 (Redis Cluster's minimum), got ${masters}`)
+  }
+  if (!Number.isInteger(replicasPerMaster) || replicasPerMaster < 0) {
+    return invalid(`replicasPerMaster must be a non-negative integer, got ${replicasPerMaster}`)
+  }
+  if (!Number.isInteger(nodeTimeout) || nodeTimeout < 100) {
+    return invalid(`nodeTimeout must be an integer number of milliseconds, at least 100, got ${nodeTimeout}`)
+  }
+  const total = masters * (1 + replicasPerMaster)
+  return Effect.succeed({ masters, replicasPerMaster, nodeTimeout, total, args: options?.args ?? [] })
+}
+
+const invalid = (message: string) => Effect.fail(new RedisTestClusterError({ message }))
+
+const ask = (server: RedisTestServer.RedisTestServer, ...args: ReadonlyArray<string>) =>
+  Process.ask(server, args, RedisTestClusterError)
+
+const viewOf = (server: RedisTestServer.RedisTestServer) =>
+  Effect.map(ask(server, "CLUSTER", "NODES"), (reply) => ClusterInternal.parseClusterNodes(String(reply)))
+
+const clusterInfo = (server: RedisTestServer.RedisTestServer) =>
+  Effect.map(ask(server, "CLUSTER", "INFO"), (reply) => Process.parseInfo(String(reply)))
+
+const replicationInfo = (server: RedisTestServer.RedisTestServer) =>
+  Effect.map(ask(server, "INFO", "replication"), (reply) => Process.parseInfo(String(reply)))
+
+/** Why `server` is not ready yet, or `undefined` when it is. */
+const notReady = Effect.fnUntraced(function*(settings: Settings, server: RedisTestServer.RedisTestServer) {
+  const name = `${host}:${server.port}`
+  const info = yield* clusterInfo(server)
+  if (info.cluster_state !== "ok") return `${name} reports cluster_state:${info.cluster_state}`
+  const view = yield* viewOf(server)
+  const problem = ClusterInternal.viewProblem(name, view, settings)
+  if (problem !== undefined) return problem
+  return ClusterInternal.replicationProblem(name, view, yield* replicationInfo(server))
+})
+
+/**
+ * Identity and formation roles, from one node's (now consistent) view. Each node's `pause`/`stop` marks it
+ * down before acting and `resume`/`start` marks it up after, so topology queries never wait on it.
+ */
+const identify = Effect.fnUntraced(function*(servers: ReadonlyArray<RedisTestServer.RedisTestServer>) {
+  const view = yield* viewOf(servers[0]!)
+  const byId = new Map(view.map((node) => [node.id, node]))
+  const down = new Set<number>()
   const nodes = servers.map((server): RedisTestClusterNode => {
-    const view = formed.find((node) => node.port === server.port)!
-    const master = view.masterId === undefined ? undefined : byId.get(view.masterId)
+    const self = view.find((node) => node.port === server.port)!
+    const master = self.masterId === undefined ? undefined : byId.get(self.masterId)
     const markDown = Effect.sync(() => down.add(server.port))
     const markUp = Effect.sync(() => down.delete(server.port))
     return {
       ...server,
-      id: view.id,
-      role: view.flags.has("slave") ? "replica" : "master",
+      id: self.id,
+      role: self.flags.has("slave") ? "replica" : "master",
       replicaOf: master?.port,
       pause: Effect.andThen(markDown, server.pause),
       resume: Effect.andThen(server.resume, markUp),
@@ -313,191 +281,108 @@ export const make: (
   })
   const masters = nodes.filter((node) => node.role === "master")
   const replicas = nodes.filter((node) => node.role === "replica")
-  const ordered = [...masters, ...replicas]
-  const nodeByPort = (port: number) => ordered.find((node) => node.port === port)
+  return { servers, nodes: [...masters, ...replicas], down } satisfies Formed
+})
 
-  const anyLive = Effect.suspend(() => {
-    const server = live()[0]
+// ---------------------------------------------------------------------------------------------------------------------
+// topology queries (real timers only)
+// ---------------------------------------------------------------------------------------------------------------------
+
+const live = (formed: Formed) => formed.servers.filter((server) => !formed.down.has(server.port))
+
+const nodeByPort = (formed: Formed, port: number) => formed.nodes.find((node) => node.port === port)
+
+const anyLive = (formed: Formed) =>
+  Effect.suspend(() => {
+    const server = live(formed)[0]
     return server === undefined
       ? Effect.fail(new RedisTestClusterError({ message: "every node of the cluster is paused or stopped" }))
       : Effect.succeed(server)
   })
 
-  const slotOwners = (view: ReadonlyArray<NodeView>) =>
-    view.filter((node) => node.flags.has("master") && !node.flags.has("fail") && node.slots.length > 0)
-
-  const currentMasters = Effect.gen(function*() {
-    const view = yield* viewOf(yield* anyLive)
-    return slotOwners(view).flatMap((node) => nodeByPort(node.port) ?? [])
+const currentMasters = (formed: Formed) =>
+  Effect.gen(function*() {
+    const view = yield* viewOf(yield* anyLive(formed))
+    return ClusterInternal.slotOwners(view).flatMap((node) => nodeByPort(formed, node.port) ?? [])
   })
 
-  const masterOf = Effect.fnUntraced(function*(key: string) {
-    const server = yield* anyLive
-    const slot = Number(yield* ask(server, "CLUSTER", "KEYSLOT", key))
-    const view = yield* viewOf(server)
-    const owner = slotOwners(view).find((node) => node.slots.some(([from, to]) => slot >= from && slot <= to))
-    const node = owner === undefined ? undefined : nodeByPort(owner.port)
-    if (node === undefined) {
-      return yield* new RedisTestClusterError({
-        message: `no live master owns slot ${slot} (key ${JSON.stringify(key)}) in the view of ${host}:${server.port}`
-      })
-    }
-    return node
-  })
-
-  const waitForFailover = Effect.fnUntraced(function*(
-    oldMasterPort: number,
-    options?: { readonly timeout?: number | undefined }
-  ) {
-    const timeout = options?.timeout ?? failoverTimeoutMillis
-    const old = nodeByPort(oldMasterPort)
-    if (old === undefined) {
-      return yield* new RedisTestClusterError({
-        message: `${oldMasterPort} is not the port of a node of this cluster (${ordered.map((n) => n.port).join(", ")})`
-      })
-    }
-    // Candidates: its replicas as formed and as the cluster sees them now.
-    const candidates = new Set(nodes.filter((node) => node.replicaOf === old.port).map((node) => node.id))
-    for (const node of yield* viewOf(yield* anyLive)) {
-      if (node.masterId === old.id) candidates.add(node.id)
-    }
-    if (candidates.size === 0) {
-      return yield* new RedisTestClusterError({
-        message: `the node on port ${oldMasterPort} has no replicas: it cannot fail over`
-      })
-    }
-    let promoted: RedisTestClusterNode | undefined
-    const check = Effect.gen(function*() {
-      const servers = live()
-      if (servers.length === 0) return "every node is paused or stopped"
-      for (const server of servers) {
-        const name = `${host}:${server.port}`
-        const info = yield* clusterInfo(server)
-        if (info.cluster_state !== "ok") return `${name} reports cluster_state:${info.cluster_state}`
-        const owners = slotOwners(yield* viewOf(server))
-        if (owners.some((node) => node.id === old.id)) return `${name} still sees ${oldMasterPort} as a master`
-        const winner = owners.find((node) => candidates.has(node.id))
-        if (winner === undefined) return `${name} sees no replica of ${oldMasterPort} as a master`
-        if (promoted !== undefined && promoted.id !== winner.id) return `the nodes disagree on the new master`
-        promoted = nodeByPort(winner.port)
-      }
-      return undefined
+const masterOf = Effect.fnUntraced(function*(formed: Formed, key: string) {
+  const server = yield* anyLive(formed)
+  const slot = Number(yield* ask(server, "CLUSTER", "KEYSLOT", key))
+  const view = yield* viewOf(server)
+  const owner = ClusterInternal.slotOwners(view).find((node) =>
+    node.slots.some(([from, to]) => slot >= from && slot <= to)
+  )
+  const node = owner === undefined ? undefined : nodeByPort(formed, owner.port)
+  if (node === undefined) {
+    return yield* new RedisTestClusterError({
+      message: `no live master owns slot ${slot} (key ${JSON.stringify(key)}) in the view of ${host}:${server.port}`
     })
-    yield* Process.poll(
-      Effect.suspend(() => {
-        promoted = undefined
-        return check
-      }),
-      timeout,
-      (reason) => `no failover of the master on port ${oldMasterPort} within ${timeout} ms: ${reason}`,
-      RedisTestClusterError
-    )
-    return promoted!
-  })
-
-  return {
-    nodes: ordered,
-    masters,
-    replicas,
-    startupNodes: ordered.map((node) => ({ host, port: node.port })),
-    currentMasters,
-    masterOf,
-    waitForFailover
-  } satisfies RedisTestCluster
+  }
+  return node
 })
 
-// ---------------------------------------------------------------------------------------------------------------------
-// internals (real timers only)
-// ---------------------------------------------------------------------------------------------------------------------
+const waitForFailover = Effect.fnUntraced(function*(
+  formed: Formed,
+  oldMasterPort: number,
+  options?: { readonly timeout?: number | undefined }
+) {
+  const timeout = options?.timeout ?? failoverTimeoutMillis
+  const old = nodeByPort(formed, oldMasterPort)
+  if (old === undefined) {
+    const ports = formed.nodes.map((n) => n.port).join(", ")
+    return yield* new RedisTestClusterError({
+      message: `${oldMasterPort} is not the port of a node of this cluster (${ports})`
+    })
+  }
+  // Candidates: its replicas as formed and as the cluster sees them now.
+  const candidates = new Set(formed.nodes.filter((node) => node.replicaOf === old.port).map((node) => node.id))
+  for (const node of yield* viewOf(yield* anyLive(formed))) {
+    if (node.masterId === old.id) candidates.add(node.id)
+  }
+  if (candidates.size === 0) {
+    return yield* new RedisTestClusterError({
+      message: `the node on port ${oldMasterPort} has no replicas: it cannot fail over`
+    })
+  }
+  const found: Promotion = { promoted: undefined }
+  yield* Process.poll(
+    Effect.suspend(() => {
+      found.promoted = undefined
+      return notFailedOver(formed, old, candidates, found)
+    }),
+    timeout,
+    (reason) => `no failover of the master on port ${oldMasterPort} within ${timeout} ms: ${reason}`,
+    RedisTestClusterError
+  )
+  return found.promoted!
+})
 
-interface NodeView {
-  readonly id: string
-  readonly port: number
-  readonly flags: ReadonlySet<string>
-  readonly masterId: string | undefined
-  readonly slots: ReadonlyArray<readonly [number, number]>
+/** The node every live node agrees has taken over, once they do; reset before each check. */
+interface Promotion {
+  promoted: RedisTestClusterNode | undefined
 }
 
-/** Parses `CLUSTER NODES`: `<id> <ip:port@cport[,hostname]> <flags> <master|-> ... <slot> <slot> ...`. */
-const parseClusterNodes = (reply: string): Array<NodeView> =>
-  reply.split("\n").map((line) => line.trim()).filter((line) => line !== "").map((line) => {
-    const [id = "", address = "", flags = "", master = "-", , , , , ...slots] = line.split(" ")
-    const hostPort = address.split("@")[0] ?? ""
-    return {
-      id,
-      port: Number(hostPort.slice(hostPort.lastIndexOf(":") + 1)),
-      flags: new Set(flags.split(",")),
-      masterId: master === "-" ? undefined : master,
-      // "[slot->-id]" / "[slot-<-id]" entries are migrations in progress, not owned ranges.
-      slots: slots.filter((slot) => !slot.startsWith("[")).map((slot) => {
-        const [from, to = from] = slot.split("-")
-        return [Number(from), Number(to)] as const
-      })
-    }
-  })
-
-const slotTotal = (slots: ReadonlyArray<readonly [number, number]>) =>
-  slots.reduce((sum, [from, to]) => sum + to - from + 1, 0)
-
-/** A random port in 10000-22767, not in `taken`, that is free, with its cluster bus port (+10000) free too. */
-const pickPort = (taken: ReadonlySet<number>): Effect.Effect<number, RedisTestClusterError> =>
+/** Why the failover from `old` is not complete in every live node's view, or `undefined` when it is. */
+const notFailedOver = (
+  formed: Formed,
+  old: RedisTestClusterNode,
+  candidates: ReadonlySet<string>,
+  found: Promotion
+) =>
   Effect.gen(function*() {
-    for (let attempt = 0; attempt < 100; attempt++) {
-      const port = minPort + Math.floor(Math.random() * (maxPort - minPort + 1))
-      if (taken.has(port)) continue
-      if ((yield* Process.canListen(port)) && (yield* Process.canListen(port + busOffset))) return port
+    const servers = live(formed)
+    if (servers.length === 0) return "every node is paused or stopped"
+    for (const server of servers) {
+      const name = `${host}:${server.port}`
+      const info = yield* clusterInfo(server)
+      if (info.cluster_state !== "ok") return `${name} reports cluster_state:${info.cluster_state}`
+      const owners = ClusterInternal.slotOwners(yield* viewOf(server))
+      if (owners.some((node) => node.id === old.id)) return `${name} still sees ${old.port} as a master`
+      const winner = owners.find((node) => candidates.has(node.id))
+      if (winner === undefined) return `${name} sees no replica of ${old.port} as a master`
+      if (found.promoted !== undefined && found.promoted.id !== winner.id) return "the nodes disagree on the new master"
+      found.promoted = nodeByPort(formed, winner.port)
     }
-    return yield* new RedisTestClusterError({
-      message: `found no free port pair (port and port + ${busOffset}) in ${minPort}-${maxPort}`
-    })
+    return undefined
   })
-
-/** Runs `redis-cli args` to completion (at most `timeoutMillis`), failing with its output on a non-zero exit. */
-const runRedisCli = (args: ReadonlyArray<string>, timeoutMillis: number) =>
-  Effect.callback<void, RedisTestClusterError>((resume) => {
-    let output = ""
-    const append = (chunk: Buffer) => {
-      output = Process.appendOutput(output, chunk)
-    }
-    const tail = () => Process.outputTail(output, "output")
-    let child: ChildProcess
-    try {
-      child = spawn("redis-cli", args, { stdio: ["ignore", "pipe", "pipe"] })
-    } catch (cause) {
-      resume(Effect.fail(redisCliError(cause)))
-      return
-    }
-    child.stdout?.on("data", append)
-    child.stderr?.on("data", append)
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL")
-      resume(Effect.fail(
-        new RedisTestClusterError({
-          message: `redis-cli ${args.join(" ")} did not finish within ${timeoutMillis} ms${tail()}`
-        })
-      ))
-    }, timeoutMillis)
-    child.once("error", (cause) => {
-      clearTimeout(timer)
-      resume(Effect.fail(redisCliError(cause)))
-    })
-    child.once("exit", (code, signal) => {
-      clearTimeout(timer)
-      // redis-cli --cluster reports some failures ("[ERR] ...") with exit code 0.
-      if (code === 0 && !output.includes("[ERR]")) resume(Effect.void)
-      else {
-        resume(Effect.fail(
-          new RedisTestClusterError({
-            message: `redis-cli ${args.join(" ")} failed (${signal ?? `code ${code}`})${tail()}`
-          })
-        ))
-      }
-    })
-    return Effect.sync(() => {
-      clearTimeout(timer)
-      if (!Process.hasExited(child)) child.kill("SIGKILL")
-    })
-  })
-
-const redisCliError = (cause: unknown): RedisTestClusterError =>
-  new RedisTestClusterError({ message: Process.spawnErrorMessage("redis-cli", cause, "redis-tools", "run"), cause })

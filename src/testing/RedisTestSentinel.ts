@@ -11,16 +11,14 @@
  *
  * @since 0.1.0
  */
-import type { ChildProcess } from "node:child_process"
 import * as Crypto from "node:crypto"
-import * as Fs from "node:fs"
 import * as Path from "node:path"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Scope from "effect/Scope"
-import * as Semaphore from "effect/Semaphore"
 import * as Process from "./internal/process.ts"
+import * as SentinelInternal from "./internal/sentinel.ts"
 import * as RedisTestServer from "./RedisTestServer.ts"
 
 /**
@@ -109,9 +107,24 @@ export class RedisTestSentinelError extends Data.TaggedError("RedisTestSentinelE
 const host = Process.host
 const formTimeoutMillis = 30_000
 const failoverTimeoutMillis = 20_000
-const readyTimeoutMillis = 5_000
-const adminTimeoutMillis = 5_000
 const portAttempts = 5
+
+/** The options of {@link make}, checked and with their defaults. */
+interface Settings {
+  readonly count: number
+  readonly quorum: number
+  readonly downAfter: number
+  readonly failoverTimeout: number
+  readonly name: string
+}
+
+/** A formed setup: what `currentMaster` and `waitForFailover` share. */
+interface Setup {
+  readonly name: string
+  readonly master: RedisTestServer.RedisTestServer
+  readonly replica: RedisTestServer.RedisTestServer
+  readonly sentinels: ReadonlyArray<RedisTestSentinelNode>
+}
 
 /**
  * Starts a master and a replica (`redis-server`, persistence off, `repl-diskless-sync-delay 0` so the
@@ -143,90 +156,119 @@ export const make: (
 ) => Effect.Effect<RedisTestSentinel, RedisTestSentinelError, Scope.Scope> = Effect.fnUntraced(function*(
   options?: RedisTestSentinelOptions
 ) {
-  const count = options?.sentinels ?? 3
-  const quorum = options?.quorum ?? Math.min(2, count)
-  const downAfter = options?.downAfter ?? 1_000
-  const failoverTimeout = options?.failoverTimeout ?? 3_000
-  const name = options?.name ?? "mymaster"
-  if (!Number.isInteger(count) || count < 1) {
-    return yield* invalid(`sentinels must be a positive integer, got ${count}`)
-  }
-  if (!Number.isInteger(quorum) || quorum < 1 || quorum > count) {
-    return yield* invalid(`quorum must be an integer from 1 to sentinels (${count}), got ${quorum}`)
-  }
-  if (!Number.isInteger(downAfter) || downAfter < 1) {
-    return yield* invalid(`downAfter must be a positive integer number of milliseconds, got ${downAfter}`)
-  }
-  if (!Number.isInteger(failoverTimeout) || failoverTimeout < 1) {
-    return yield* invalid(`failoverTimeout must be a positive integer number of milliseconds, got ${failoverTimeout}`)
-  }
-  if (!/^[A-Za-z0-9._-]+$/.test(name)) {
-    return yield* invalid(
-      `name must be non-empty and use only letters, digits, ".", "_" and "-", got ${JSON.stringify(name)}`
-    )
-  }
+  const settings = yield* validate(options)
+  const { name } = settings
 
   const scope = yield* Scope.Scope
   const dir = yield* Process.tempDir("redis-test-sentinel-", RedisTestSentinelError)
   // Child scopes close in parallel within, and in reverse order between: sentinels first, then servers.
   const serversScope = yield* Scope.fork(scope, "parallel")
 
-  const replicationArgs = ["--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0", "--shutdown-timeout", "0"]
-  const startServer = (role: string, args: ReadonlyArray<string>) =>
-    Scope.provide(RedisTestServer.make({ args: [...replicationArgs, ...args] }), serversScope).pipe(
-      Effect.mapError((cause) =>
-        new RedisTestSentinelError({ message: `could not start the ${role}: ${cause.message}`, cause })
-      )
-    )
-  const master = yield* startServer("master", [])
-  const replica = yield* startServer("replica", ["--replicaof", host, String(master.port)])
-
-  const ask = (server: RedisTestServer.RedisTestServer, ...args: ReadonlyArray<string>) =>
-    Process.ask(server, args, RedisTestSentinelError)
+  const master = yield* startServer(serversScope, "master", [])
+  const replica = yield* startServer(serversScope, "replica", ["--replicaof", host, String(master.port)])
 
   // Sentinels read the master's INFO once on connect (then every 10 s): the replica must be listed by then.
   yield* Process.poll(
-    Effect.gen(function*() {
-      const replication = Process.parseInfo(String(yield* ask(replica, "INFO", "replication")))
-      if (replication.master_link_status !== "up") {
-        return `replica: master_link_status:${replication.master_link_status}`
-      }
-      if (replication.master_sync_in_progress !== "0") return "replica: initial sync in progress"
-      const onMaster = Process.parseInfo(String(yield* ask(master, "INFO", "replication")))
-      if (!(onMaster.slave0 ?? "").includes("state=online")) return "master: replica not online"
-      return undefined
-    }),
+    notSynced(master, replica),
     formTimeoutMillis,
     (reason) => `the replica did not sync within ${formTimeoutMillis} ms: ${reason}`,
     RedisTestSentinelError
   )
 
   const sentinelsScope = yield* Scope.fork(scope, "parallel")
-  // Every sentinel's config names the replica and the other sentinels (with their ids) up front, so
-  // they know each other at once instead of after the first hello messages (published every 2 s).
-  const conf = (ports: ReadonlyArray<number>, ids: ReadonlyArray<string>, index: number) =>
-    [
-      `port ${ports[index]}`,
-      `bind ${host}`,
-      "protected-mode no",
-      "daemonize no",
-      `dir "${dir}"`,
-      "loglevel notice",
-      `logfile ""`,
-      `sentinel myid ${ids[index]}`,
-      "sentinel resolve-hostnames no",
-      "sentinel announce-hostnames no",
-      `sentinel monitor ${name} ${host} ${master.port} ${quorum}`,
-      `sentinel down-after-milliseconds ${name} ${downAfter}`,
-      `sentinel failover-timeout ${name} ${failoverTimeout}`,
-      `sentinel parallel-syncs ${name} 1`,
-      `sentinel known-replica ${name} ${host} ${replica.port}`,
-      ...ports.flatMap((port, other) =>
-        other === index ? [] : [`sentinel known-sentinel ${name} ${host} ${port} ${ids[other]}`]
-      ),
-      ""
-    ].join("\n")
-  const startSentinels = Effect.fnUntraced(function*(group: Scope.Scope) {
+  const { quorum, downAfter, failoverTimeout } = settings
+  const monitor: SentinelInternal.Monitor = {
+    dir,
+    name,
+    masterPort: master.port,
+    replicaPort: replica.port,
+    quorum,
+    downAfter,
+    failoverTimeout
+  }
+  const sentinels = yield* startSentinels(sentinelsScope, monitor, settings.count)
+  const setup: Setup = { name, master, replica, sentinels }
+
+  yield* Process.poll(
+    notAgreed(setup),
+    formTimeoutMillis,
+    (reason) => `the sentinels did not agree within ${formTimeoutMillis} ms: ${reason}`,
+    RedisTestSentinelError
+  )
+
+  return {
+    name,
+    master,
+    replica,
+    sentinels,
+    currentMaster: currentMaster(setup),
+    waitForFailover: (oldMasterPort: number, options?: { readonly timeout?: number | undefined }) =>
+      waitForFailover(setup, oldMasterPort, options)
+  } satisfies RedisTestSentinel
+})
+
+// ---------------------------------------------------------------------------------------------------------------------
+// forming the setup (real timers only)
+// ---------------------------------------------------------------------------------------------------------------------
+
+const validate = (options: RedisTestSentinelOptions | undefined): Effect.Effect<Settings, RedisTestSentinelError> => {
+  const count = options?.sentinels ?? 3
+  const quorum = options?.quorum ?? Math.min(2, count)
+  const downAfter = options?.downAfter ?? 1_000
+  const failoverTimeout = options?.failoverTimeout ?? 3_000
+  const name = options?.name ?? "mymaster"
+  if (!Number.isInteger(count) || count < 1) {
+    return invalid(`sentinels must be a positive integer, got ${count}`)
+  }
+  if (!Number.isInteger(quorum) || quorum < 1 || quorum > count) {
+    return invalid(`quorum must be an integer from 1 to sentinels (${count}), got ${quorum}`)
+  }
+  if (!Number.isInteger(downAfter) || downAfter < 1) {
+    return invalid(`downAfter must be a positive integer number of milliseconds, got ${downAfter}`)
+  }
+  if (!Number.isInteger(failoverTimeout) || failoverTimeout < 1) {
+    return invalid(`failoverTimeout must be a positive integer number of milliseconds, got ${failoverTimeout}`)
+  }
+  if (!/^[A-Za-z0-9._-]+$/.test(name)) {
+    return invalid(`name must be non-empty and use only letters, digits, ".", "_" and "-", got ${JSON.stringify(name)}`)
+  }
+  return Effect.succeed({ count, quorum, downAfter, failoverTimeout, name })
+}
+
+const invalid = (message: string) => Effect.fail(new RedisTestSentinelError({ message }))
+
+const replicationArgs = ["--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0", "--shutdown-timeout", "0"]
+
+const startServer = (serversScope: Scope.Scope, role: string, args: ReadonlyArray<string>) =>
+  Scope.provide(RedisTestServer.make({ args: [...replicationArgs, ...args] }), serversScope).pipe(
+    Effect.mapError((cause) =>
+      new RedisTestSentinelError({ message: `could not start the ${role}: ${cause.message}`, cause })
+    )
+  )
+
+const ask = (server: RedisTestServer.RedisTestServer, ...args: ReadonlyArray<string>) =>
+  Process.ask(server, args, RedisTestSentinelError)
+
+/** Why the replica is not in sync with the master yet, or `undefined` when it is. */
+const notSynced = (master: RedisTestServer.RedisTestServer, replica: RedisTestServer.RedisTestServer) =>
+  Effect.gen(function*() {
+    const replication = Process.parseInfo(String(yield* ask(replica, "INFO", "replication")))
+    if (replication.master_link_status !== "up") {
+      return `replica: master_link_status:${replication.master_link_status}`
+    }
+    if (replication.master_sync_in_progress !== "0") return "replica: initial sync in progress"
+    const onMaster = Process.parseInfo(String(yield* ask(master, "INFO", "replication")))
+    if (!(onMaster.slave0 ?? "").includes("state=online")) return "master: replica not online"
+    return undefined
+  })
+
+/** `count` sentinels on free ports, each with its config file, in one child scope of `sentinelsScope`. */
+const startSentinels = Effect.fnUntraced(function*(
+  sentinelsScope: Scope.Scope,
+  monitor: SentinelInternal.Monitor,
+  count: number
+) {
+  const start = Effect.fnUntraced(function*(group: Scope.Scope) {
     const ports: Array<number> = []
     while (ports.length < count) {
       const port = yield* Process.freePort(RedisTestSentinelError)
@@ -235,204 +277,110 @@ export const make: (
     const ids = ports.map(() => Crypto.randomBytes(20).toString("hex"))
     return yield* Effect.forEach(
       ports,
-      (port, index) =>
-        Scope.provide(makeSentinel(Path.join(dir, `sentinel-${index}.conf`), port, conf(ports, ids, index)), group),
+      (port, index) => {
+        const file = Path.join(monitor.dir, `sentinel-${index}.conf`)
+        const text = SentinelInternal.sentinelConf(monitor, ports, ids, index)
+        return Scope.provide(SentinelInternal.makeSentinel(file, port, text, RedisTestSentinelError), group)
+      },
       { concurrency: "unbounded" }
     )
   })
   // All or none: a sentinel whose port was taken in the meantime means new ports, hence new configs, for all.
-  let sentinels: ReadonlyArray<RedisTestSentinelNode>
   for (let attempt = 1;; attempt++) {
     const group = yield* Scope.fork(sentinelsScope, "parallel")
-    const result = yield* Effect.result(startSentinels(group))
-    if (result._tag === "Success") {
-      sentinels = result.success
-      break
-    }
+    const result = yield* Effect.result(start(group))
+    if (result._tag === "Success") return result.success
     yield* Scope.close(group, Exit.void)
     if (attempt >= portAttempts || !result.failure.message.includes("Address already in use")) {
       return yield* result.failure
     }
   }
+})
 
-  const running = Effect.filter(sentinels, (sentinel) => Effect.map(sentinel.pid, (pid) => pid !== undefined))
+/** Why some sentinel does not know the master, the replica and every other sentinel yet, or `undefined`. */
+const notAgreed = (setup: Setup) =>
+  Effect.gen(function*() {
+    const { fieldsOf } = SentinelInternal
+    const { name, replica, sentinels } = setup
+    for (const sentinel of sentinels) {
+      const fields = fieldsOf(yield* sentinel.command("SENTINEL", "MASTER", name))
+      const who = `sentinel ${host}:${sentinel.port}`
+      if (fields.flags !== "master") return `${who} flags the master ${fields.flags}`
+      if (Number(fields["num-slaves"]) < 1) return `${who} knows no replica yet`
+      const others = Number(fields["num-other-sentinels"])
+      if (others !== sentinels.length - 1) return `${who} knows ${others} of ${sentinels.length - 1} other sentinels`
+      // "ok" only once the sentinel has read the replica's INFO itself.
+      const replicas = yield* sentinel.command("SENTINEL", "REPLICAS", name)
+      const seen = (Array.isArray(replicas) ? replicas : []).map(fieldsOf)
+        .find((fields) => Number(fields.port) === replica.port)
+      if (seen === undefined) return `${who} does not list the replica`
+      if (seen["master-link-status"] !== "ok") return `${who} has not seen the replica's link up yet`
+    }
+    return undefined
+  })
 
+// ---------------------------------------------------------------------------------------------------------------------
+// topology queries (real timers only)
+// ---------------------------------------------------------------------------------------------------------------------
+
+const running = (setup: Setup) =>
+  Effect.filter(setup.sentinels, (sentinel) => Effect.map(sentinel.pid, (pid) => pid !== undefined))
+
+const addressFrom = (setup: Setup, sentinel: RedisTestSentinelNode) =>
+  Effect.flatMap(sentinel.command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", setup.name), (reply) => {
+    const [address, port] = Array.isArray(reply) ? reply : []
+    return typeof address === "string" && port !== undefined
+      ? Effect.succeed({ host: address, port: Number(port) })
+      : Effect.fail(
+        new RedisTestSentinelError({
+          message: `sentinel ${host}:${sentinel.port} knows no master named ${setup.name}: ${JSON.stringify(reply)}`
+        })
+      )
+  })
+
+const currentMaster = (setup: Setup) =>
+  Effect.gen(function*() {
+    const [first] = yield* running(setup)
+    if (first === undefined) return yield* new RedisTestSentinelError({ message: "every sentinel is stopped" })
+    return yield* addressFrom(setup, first)
+  })
+
+const waitForFailover = Effect.fnUntraced(function*(
+  setup: Setup,
+  oldMasterPort: number,
+  options?: { readonly timeout?: number | undefined }
+) {
+  const { master, replica } = setup
+  const timeout = options?.timeout ?? failoverTimeoutMillis
+  const servers = [master, replica]
+  if (!servers.some((server) => server.port === oldMasterPort)) {
+    return yield* new RedisTestSentinelError({
+      message: `${oldMasterPort} is neither the master's (${master.port}) nor the replica's (${replica.port}) port`
+    })
+  }
+  const promoted = servers.find((server) => server.port !== oldMasterPort)!
   yield* Process.poll(
-    Effect.gen(function*() {
-      for (const sentinel of sentinels) {
-        const fields = fieldsOf(yield* sentinel.command("SENTINEL", "MASTER", name))
-        const who = `sentinel ${host}:${sentinel.port}`
-        if (fields.flags !== "master") return `${who} flags the master ${fields.flags}`
-        if (Number(fields["num-slaves"]) < 1) return `${who} knows no replica yet`
-        const others = Number(fields["num-other-sentinels"])
-        if (others !== count - 1) return `${who} knows ${others} of ${count - 1} other sentinels`
-        // "ok" only once the sentinel has read the replica's INFO itself.
-        const replicas = yield* sentinel.command("SENTINEL", "REPLICAS", name)
-        const seen = (Array.isArray(replicas) ? replicas : []).map(fieldsOf)
-          .find((fields) => Number(fields.port) === replica.port)
-        if (seen === undefined) return `${who} does not list the replica`
-        if (seen["master-link-status"] !== "ok") return `${who} has not seen the replica's link up yet`
-      }
-      return undefined
-    }),
-    formTimeoutMillis,
-    (reason) => `the sentinels did not agree within ${formTimeoutMillis} ms: ${reason}`,
+    notPromoted(setup, promoted),
+    timeout,
+    (reason) => `no failover from the master on port ${oldMasterPort} within ${timeout} ms: ${reason}`,
     RedisTestSentinelError
   )
+  return promoted
+})
 
-  const addressFrom = (sentinel: RedisTestSentinelNode) =>
-    Effect.flatMap(sentinel.command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", name), (reply) => {
-      const [address, port] = Array.isArray(reply) ? reply : []
-      return typeof address === "string" && port !== undefined
-        ? Effect.succeed({ host: address, port: Number(port) })
-        : Effect.fail(
-          new RedisTestSentinelError({
-            message: `sentinel ${host}:${sentinel.port} knows no master named ${name}: ${JSON.stringify(reply)}`
-          })
-        )
-    })
-
-  const currentMaster = Effect.gen(function*() {
-    const [first] = yield* running
-    if (first === undefined) return yield* new RedisTestSentinelError({ message: "every sentinel is stopped" })
-    return yield* addressFrom(first)
-  })
-
-  const waitForFailover = Effect.fnUntraced(function*(
-    oldMasterPort: number,
-    options?: { readonly timeout?: number | undefined }
-  ) {
-    const timeout = options?.timeout ?? failoverTimeoutMillis
-    const servers = [master, replica]
-    if (!servers.some((server) => server.port === oldMasterPort)) {
-      return yield* new RedisTestSentinelError({
-        message: `${oldMasterPort} is neither the master's (${master.port}) nor the replica's (${replica.port}) port`
-      })
+/** Why not every running sentinel names `promoted` as the master, or it does not say it is, or `undefined`. */
+const notPromoted = (setup: Setup, promoted: RedisTestServer.RedisTestServer) =>
+  Effect.gen(function*() {
+    const live = yield* running(setup)
+    if (live.length === 0) return "every sentinel is stopped"
+    for (const sentinel of live) {
+      const address = yield* addressFrom(setup, sentinel)
+      if (address.port !== promoted.port) {
+        return `sentinel ${host}:${sentinel.port} names ${address.host}:${address.port} as the master`
+      }
     }
-    const promoted = servers.find((server) => server.port !== oldMasterPort)!
-    yield* Process.poll(
-      Effect.gen(function*() {
-        const live = yield* running
-        if (live.length === 0) return "every sentinel is stopped"
-        for (const sentinel of live) {
-          const address = yield* addressFrom(sentinel)
-          if (address.port !== promoted.port) {
-            return `sentinel ${host}:${sentinel.port} names ${address.host}:${address.port} as the master`
-          }
-        }
-        const role = yield* ask(promoted, "ROLE")
-        const current = Array.isArray(role) ? role[0] : role
-        if (current !== "master") return `${host}:${promoted.port} reports role ${String(current)}`
-        return undefined
-      }),
-      timeout,
-      (reason) => `no failover from the master on port ${oldMasterPort} within ${timeout} ms: ${reason}`,
-      RedisTestSentinelError
-    )
-    return promoted
+    const role = yield* ask(promoted, "ROLE")
+    const current = Array.isArray(role) ? role[0] : role
+    if (current !== "master") return `${host}:${promoted.port} reports role ${String(current)}`
+    return undefined
   })
-
-  return {
-    name,
-    master,
-    replica,
-    sentinels,
-    currentMaster,
-    waitForFailover
-  } satisfies RedisTestSentinel
-})
-
-// ---------------------------------------------------------------------------------------------------------------------
-// sentinel processes (real timers only)
-// ---------------------------------------------------------------------------------------------------------------------
-
-/**
- * Writes `text` to `file`, spawns `redis-server <file> --sentinel` (listening on `port`, as `text`
- * says) and waits until it answers PING. The scope kills it.
- */
-const makeSentinel = Effect.fnUntraced(function*(file: string, port: number, text: string) {
-  let current: ChildProcess | undefined
-  let closed = false
-  let output = ""
-  const owned = yield* Process.makeOwned(() => {
-    closed = true
-    current = undefined
-  })
-
-  /** One command on a fresh connection (RESP2), closed afterwards; fails after `timeoutMillis`. */
-  const admin = (args: ReadonlyArray<string>, timeoutMillis: number) =>
-    Process.admin({
-      clients: owned.clients,
-      port,
-      timeoutMillis,
-      run: (client) => client.call(args[0]!, ...args.slice(1)),
-      quit: false,
-      timeoutMessage: `sentinel ${host}:${port} did not answer within ${timeoutMillis} ms`,
-      failureMessage: (cause) => `${args.join(" ")} on sentinel ${host}:${port} failed: ${Process.errorMessage(cause)}`,
-      error: RedisTestSentinelError
-    })
-
-  const launch = Effect.fnUntraced(function*() {
-    if (closed) return yield* new RedisTestSentinelError({ message: "the RedisTestSentinel's scope is closed" })
-    output = ""
-    const child = yield* Process.spawnProcess("redis-server", [file, "--sentinel"], {
-      onOutput: (chunk) => {
-        output = Process.appendOutput(output, chunk)
-      },
-      aptPackages: "redis-server redis-sentinel",
-      error: RedisTestSentinelError
-    })
-    owned.track(child, () => {
-      if (current === child) current = undefined
-    })
-    current = child
-    yield* Process.waitUntilAnswers(child, {
-      name: "sentinel",
-      port,
-      ping: (timeoutMillis) => admin(["PING"], timeoutMillis),
-      timeoutMillis: readyTimeoutMillis,
-      output: () => output,
-      outputLabel: "sentinel output",
-      error: RedisTestSentinelError
-    }).pipe(
-      Effect.tapError(() => {
-        current = undefined
-        return Process.terminate(child)
-      })
-    )
-  })
-
-  // Written once: sentinel rewrites it (known replicas, sentinels, epochs) and `start` reuses it.
-  yield* Effect.try({
-    try: () => Fs.writeFileSync(file, text),
-    catch: (cause) => new RedisTestSentinelError({ message: `could not write ${file}: ${cause}`, cause })
-  })
-  yield* launch()
-
-  const lock = yield* Semaphore.make(1)
-  return {
-    host,
-    port,
-    stop: lock.withPermit(Effect.suspend(() => {
-      const child = current
-      current = undefined
-      return child === undefined ? Effect.void : Process.terminate(child)
-    })),
-    start: lock.withPermit(Effect.suspend(() => current !== undefined ? Effect.void : launch())),
-    command: (...args: ReadonlyArray<string>) =>
-      args.length === 0
-        ? Effect.fail(new RedisTestSentinelError({ message: "command needs at least a command name" }))
-        : admin(args, adminTimeoutMillis),
-    pid: Effect.sync(() => current?.pid)
-  } satisfies RedisTestSentinelNode
-})
-
-const invalid = (message: string) => Effect.fail(new RedisTestSentinelError({ message }))
-
-/** A flat RESP2 `[field, value, ...]` reply (e.g. `SENTINEL MASTER`) as an object. */
-const fieldsOf = (reply: unknown): Record<string, string> => {
-  const fields: Record<string, string> = {}
-  if (!Array.isArray(reply)) return fields
-  for (let i = 0; i + 1 < reply.length; i += 2) fields[String(reply[i])] = String(reply[i + 1])
-  return fields
-}

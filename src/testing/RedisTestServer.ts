@@ -100,6 +100,33 @@ const readyTimeoutMillis = 5_000
 const adminTimeoutMillis = 5_000
 const portAttempts = 5
 
+/** What one server mutates: the process running now (if any), whether it is frozen, and its output. */
+interface ServerState {
+  current: ChildProcess | undefined
+  paused: boolean
+  /** The scope closed: `start` fails instead of spawning a process nobody would kill. */
+  closed: boolean
+  output: string
+}
+
+/** One server's settings, what it owns and its state: what the helpers below share instead of closures. */
+interface Server {
+  readonly options: RedisTestServerOptions | undefined
+  readonly binary: string
+  readonly password: string | undefined
+  readonly dir: string
+  readonly owned: Process.Owned
+  readonly state: ServerState
+  /** Admin calls of the public API run one at a time. */
+  readonly adminLock: Semaphore.Semaphore
+}
+
+/** The ports a server listens on; chosen once, kept across `stop`/`start`. */
+interface Ports {
+  readonly port: number
+  readonly tlsPort: number | undefined
+}
+
 /**
  * Spawns `redis-server` on a free loopback port (or `options.port`) with persistence off (unless
  * `appendOnly`), a fresh temporary `dir` and protected mode off, and waits until it answers PING
@@ -128,183 +155,25 @@ export const make: (
 ) => Effect.Effect<RedisTestServer, RedisTestServerError, Scope.Scope> = Effect.fnUntraced(function*(
   options?: RedisTestServerOptions
 ) {
-  const binary = options?.binary ?? "redis-server"
   const password = options?.password
   const dir = yield* Process.tempDir("redis-test-server-", RedisTestServerError)
-
-  let current: ChildProcess | undefined
-  let paused = false
-  let closed = false
-  let output = ""
+  const state: ServerState = { current: undefined, paused: false, closed: false, output: "" }
 
   // Made after the temp dir, so its processes are gone before the dir is removed.
   const owned = yield* Process.makeOwned(() => {
-    closed = true
-    current = undefined
-    paused = false
+    state.closed = true
+    state.current = undefined
+    state.paused = false
   })
 
-  const tlsArgs = (tlsPort: number | undefined): Array<string> =>
-    options?.tls === undefined || tlsPort === undefined ? [] : [
-      "--tls-port",
-      String(tlsPort),
-      "--tls-cert-file",
-      options.tls.certFile,
-      "--tls-key-file",
-      options.tls.keyFile,
-      "--tls-ca-cert-file",
-      options.tls.caFile,
-      "--tls-auth-clients",
-      "no"
-    ]
-
-  const serverArgs = (port: number, tlsPort: number | undefined): Array<string> => [
-    "--port",
-    String(port),
-    "--bind",
-    host,
-    "--save",
-    "",
-    "--appendonly",
-    options?.appendOnly ? "yes" : "no",
-    ...(options?.appendOnly ? ["--appendfsync", "always"] : []),
-    "--dir",
-    dir,
-    "--daemonize",
-    "no",
-    "--protected-mode",
-    "no",
-    "--loglevel",
-    "warning",
-    ...(password !== undefined ? ["--requirepass", password] : []),
-    ...tlsArgs(tlsPort),
-    ...(options?.args ?? [])
-  ]
-
-  const admin = <A>(port: number, run: (client: Redis) => Promise<A>, timeoutMillis = adminTimeoutMillis) =>
-    Process.admin({
-      clients: owned.clients,
-      port,
-      password,
-      connectionName: adminName,
-      timeoutMillis,
-      run,
-      quit: true,
-      timeoutMessage: `admin connection to ${host}:${port} timed out after ${timeoutMillis} ms`,
-      failureMessage: (cause) => `admin command failed: ${Process.errorMessage(cause)}`,
-      error: RedisTestServerError
-    })
-
-  let tlsPort: number | undefined
-  const spawnServer = (port: number) =>
-    Process.spawnProcess(binary, serverArgs(port, tlsPort), {
-      onOutput: (chunk) => {
-        output = Process.appendOutput(output, chunk)
-      },
-      onChild: (child) =>
-        owned.track(child, () => {
-          if (current === child) {
-            current = undefined
-            paused = false
-          }
-        }),
-      aptPackages: "redis-server",
-      error: RedisTestServerError
-    })
-
-  const waitUntilReady = (child: ChildProcess, port: number) =>
-    Process.waitUntilAnswers(child, {
-      name: binary,
-      port,
-      ping: (timeoutMillis) => admin(port, (client) => client.ping(), timeoutMillis),
-      timeoutMillis: readyTimeoutMillis,
-      output: () => output,
-      outputLabel: "server output",
-      error: RedisTestServerError
-    })
-
-  const launch = Effect.fnUntraced(function*(port: number) {
-    if (closed) {
-      return yield* new RedisTestServerError({ message: "the RedisTestServer's scope is closed" })
-    }
-    output = ""
-    const child = yield* spawnServer(port)
-    current = child
-    paused = false
-    yield* waitUntilReady(child, port).pipe(
-      Effect.tapError(() =>
-        Effect.gen(function*() {
-          if (current === child) current = undefined
-          yield* Process.terminate(child)
-        })
-      )
-    )
-  })
-
-  let port: number
-  if (options?.port !== undefined) {
-    port = options.port
-    if (options.tls !== undefined) tlsPort = yield* Process.freePort(RedisTestServerError)
-    yield* launch(port)
-  } else {
-    let attempt = 1
-    while (true) {
-      const candidate = yield* Process.freePort(RedisTestServerError)
-      if (options?.tls !== undefined) {
-        tlsPort = yield* Process.freePort(RedisTestServerError)
-        if (tlsPort === candidate) continue
-      }
-      const result = yield* Effect.result(launch(candidate))
-      if (result._tag === "Success") {
-        port = candidate
-        break
-      }
-      // Another process may take the port between our probe and redis binding it.
-      if (attempt >= portAttempts || !result.failure.message.includes("Address already in use")) {
-        return yield* result.failure
-      }
-      attempt++
-    }
-  }
-
+  const binary = options?.binary ?? "redis-server"
+  const server: Server = { options, binary, password, dir, owned, state, adminLock: yield* Semaphore.make(1) }
+  const ports = yield* launchFirst(server)
+  const { port, tlsPort } = ports
   const lock = yield* Semaphore.make(1)
-  const adminLock = yield* Semaphore.make(1)
 
-  const stopUnlocked = Effect.suspend(() => {
-    const child = current
-    current = undefined
-    paused = false
-    return child === undefined ? Effect.void : Process.terminate(child)
-  })
-
-  const startUnlocked = Effect.suspend(() => current !== undefined ? Effect.void : launch(port))
-
-  const withRunningAdmin = <A>(onStopped: A, run: (client: Redis) => Promise<A>) =>
-    adminLock.withPermit(Effect.suspend(() => current === undefined ? Effect.succeed(onStopped) : admin(port, run)))
-
-  const killClients = (type: "normal" | "pubsub" | "replica" | "master" = "normal"): Effect.Effect<number> =>
-    withRunningAdmin(0, (client) =>
-      client.call("CLIENT", "KILL", "TYPE", type, "SKIPME", "yes").then((reply) => Number(reply))).pipe(
-        Effect.orDie
-      )
-
-  const clientCount: Effect.Effect<number> = withRunningAdmin(0, async (client) => {
-    const own = Number(await client.call("CLIENT", "ID"))
-    const list = String(await client.call("CLIENT", "LIST"))
-    return list
-      .split("\n")
-      .map((line) => parseClientLine(line))
-      .filter((fields) => fields.id !== undefined && Number(fields.id) !== own && fields.name !== adminName)
-      .length
-  }).pipe(Effect.orDie)
-
-  const command = (...args: ReadonlyArray<string>): Effect.Effect<unknown, RedisTestServerError> => {
-    const [name, ...rest] = args
-    if (name === undefined) {
-      return Effect.fail(new RedisTestServerError({ message: "command needs at least a command name" }))
-    }
-    return adminLock.withPermit(admin(port, (client) => client.call(name, ...rest)))
-  }
+  const stopUnlocked = Effect.suspend(() => stopProcess(state))
+  const startUnlocked = Effect.suspend(() => state.current !== undefined ? Effect.void : launch(server, ports))
 
   return {
     host,
@@ -315,23 +184,208 @@ export const make: (
     start: lock.withPermit(startUnlocked),
     restart: lock.withPermit(Effect.andThen(stopUnlocked, startUnlocked)),
     pause: Effect.sync(() => {
-      if (current !== undefined && !paused) {
-        current.kill("SIGSTOP")
-        paused = true
+      if (state.current !== undefined && !state.paused) {
+        state.current.kill("SIGSTOP")
+        state.paused = true
       }
     }),
     resume: Effect.sync(() => {
-      if (current !== undefined && paused) {
-        current.kill("SIGCONT")
-        paused = false
+      if (state.current !== undefined && state.paused) {
+        state.current.kill("SIGCONT")
+        state.paused = false
       }
     }),
-    killClients,
-    clientCount,
-    command,
-    pid: Effect.sync(() => current?.pid)
+    killClients: (type?: "normal" | "pubsub" | "replica" | "master") => killClients(server, port, type),
+    clientCount: clientCount(server, port),
+    command: (...args: ReadonlyArray<string>) => command(server, port, args),
+    pid: Effect.sync(() => state.current?.pid)
   } satisfies RedisTestServer
 })
+
+// ---------------------------------------------------------------------------------------------------------------------
+// the process and admin connections (real timers only)
+// ---------------------------------------------------------------------------------------------------------------------
+
+const tlsArgs = (options: RedisTestServerOptions | undefined, tlsPort: number | undefined): Array<string> =>
+  options?.tls === undefined || tlsPort === undefined ? [] : [
+    "--tls-port",
+    String(tlsPort),
+    "--tls-cert-file",
+    options.tls.certFile,
+    "--tls-key-file",
+    options.tls.keyFile,
+    "--tls-ca-cert-file",
+    options.tls.caFile,
+    "--tls-auth-clients",
+    "no"
+  ]
+
+const serverArgs = (server: Server, ports: Ports): Array<string> => [
+  "--port",
+  String(ports.port),
+  "--bind",
+  host,
+  "--save",
+  "",
+  "--appendonly",
+  server.options?.appendOnly ? "yes" : "no",
+  ...(server.options?.appendOnly ? ["--appendfsync", "always"] : []),
+  "--dir",
+  server.dir,
+  "--daemonize",
+  "no",
+  "--protected-mode",
+  "no",
+  "--loglevel",
+  "warning",
+  ...(server.password !== undefined ? ["--requirepass", server.password] : []),
+  ...tlsArgs(server.options, ports.tlsPort),
+  ...(server.options?.args ?? [])
+]
+
+/** Runs `run` on a fresh admin connection to `port`, closed (with QUIT) afterwards. */
+const admin = <A>(
+  server: Server,
+  port: number,
+  run: (client: Redis) => Promise<A>,
+  timeoutMillis = adminTimeoutMillis
+): Effect.Effect<A, RedisTestServerError> =>
+  Process.admin({
+    clients: server.owned.clients,
+    port,
+    password: server.password,
+    connectionName: adminName,
+    timeoutMillis,
+    run,
+    quit: true,
+    timeoutMessage: `admin connection to ${host}:${port} timed out after ${timeoutMillis} ms`,
+    failureMessage: (cause) => `admin command failed: ${Process.errorMessage(cause)}`,
+    error: RedisTestServerError
+  })
+
+const spawnServer = (server: Server, ports: Ports): Effect.Effect<ChildProcess, RedisTestServerError> =>
+  Process.spawnProcess(server.binary, serverArgs(server, ports), {
+    onOutput: (chunk) => {
+      server.state.output = Process.appendOutput(server.state.output, chunk)
+    },
+    onChild: (child) =>
+      server.owned.track(child, () => {
+        if (server.state.current === child) {
+          server.state.current = undefined
+          server.state.paused = false
+        }
+      }),
+    aptPackages: "redis-server",
+    error: RedisTestServerError
+  })
+
+const waitUntilReady = (server: Server, child: ChildProcess, port: number): Effect.Effect<void, RedisTestServerError> =>
+  Process.waitUntilAnswers(child, {
+    name: server.binary,
+    port,
+    ping: (timeoutMillis) => admin(server, port, (client) => client.ping(), timeoutMillis),
+    timeoutMillis: readyTimeoutMillis,
+    output: () => server.state.output,
+    outputLabel: "server output",
+    error: RedisTestServerError
+  })
+
+/** Spawns the server on `ports` and waits until it answers PING; a server that does not is terminated. */
+const launch = Effect.fnUntraced(function*(server: Server, ports: Ports) {
+  const { state } = server
+  if (state.closed) {
+    return yield* new RedisTestServerError({ message: "the RedisTestServer's scope is closed" })
+  }
+  state.output = ""
+  const child = yield* spawnServer(server, ports)
+  state.current = child
+  state.paused = false
+  yield* waitUntilReady(server, child, ports.port).pipe(
+    Effect.tapError(() =>
+      Effect.gen(function*() {
+        if (state.current === child) state.current = undefined
+        yield* Process.terminate(child)
+      })
+    )
+  )
+})
+
+/** The first launch: on `options.port`, or on a free port, picked again if another process wins the race for it. */
+const launchFirst = Effect.fnUntraced(function*(server: Server) {
+  const options = server.options
+  if (options?.port !== undefined) {
+    const tlsPort = options.tls !== undefined ? yield* Process.freePort(RedisTestServerError) : undefined
+    const ports: Ports = { port: options.port, tlsPort }
+    yield* launch(server, ports)
+    return ports
+  }
+  let attempt = 1
+  while (true) {
+    const candidate = yield* Process.freePort(RedisTestServerError)
+    let tlsPort: number | undefined
+    if (options?.tls !== undefined) {
+      tlsPort = yield* Process.freePort(RedisTestServerError)
+      if (tlsPort === candidate) continue
+    }
+    const ports: Ports = { port: candidate, tlsPort }
+    const result = yield* Effect.result(launch(server, ports))
+    if (result._tag === "Success") return ports
+    // Another process may take the port between our probe and redis binding it.
+    if (attempt >= portAttempts || !result.failure.message.includes("Address already in use")) {
+      return yield* result.failure
+    }
+    attempt++
+  }
+})
+
+const stopProcess = (state: ServerState): Effect.Effect<void> => {
+  const child = state.current
+  state.current = undefined
+  state.paused = false
+  return child === undefined ? Effect.void : Process.terminate(child)
+}
+
+/** `run` on an admin connection while the server runs; `onStopped` while it is stopped. */
+const withRunningAdmin = <A>(
+  server: Server,
+  port: number,
+  onStopped: A,
+  run: (client: Redis) => Promise<A>
+): Effect.Effect<A, RedisTestServerError> =>
+  server.adminLock.withPermit(
+    Effect.suspend(() => server.state.current === undefined ? Effect.succeed(onStopped) : admin(server, port, run))
+  )
+
+const killClients = (
+  server: Server,
+  port: number,
+  type: "normal" | "pubsub" | "replica" | "master" = "normal"
+): Effect.Effect<number> =>
+  withRunningAdmin(server, port, 0, (client) =>
+    client.call("CLIENT", "KILL", "TYPE", type, "SKIPME", "yes").then((reply) => Number(reply))).pipe(Effect.orDie)
+
+const clientCount = (server: Server, port: number): Effect.Effect<number> =>
+  withRunningAdmin(server, port, 0, async (client) => {
+    const own = Number(await client.call("CLIENT", "ID"))
+    const list = String(await client.call("CLIENT", "LIST"))
+    return list
+      .split("\n")
+      .map((line) => parseClientLine(line))
+      .filter((fields) => fields.id !== undefined && Number(fields.id) !== own && fields.name !== adminName)
+      .length
+  }).pipe(Effect.orDie)
+
+const command = (
+  server: Server,
+  port: number,
+  args: ReadonlyArray<string>
+): Effect.Effect<unknown, RedisTestServerError> => {
+  const [name, ...rest] = args
+  if (name === undefined) {
+    return Effect.fail(new RedisTestServerError({ message: "command needs at least a command name" }))
+  }
+  return server.adminLock.withPermit(admin(server, port, (client) => client.call(name, ...rest)))
+}
 
 const parseClientLine = (line: string): Record<string, string | undefined> => {
   const fields: Record<string, string | undefined> = {}
