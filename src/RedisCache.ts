@@ -46,7 +46,7 @@ import * as CacheOptions from "./internal/cache/options.ts"
 import * as SingleFlight from "./internal/cache/singleFlight.ts"
 import { type CacheState, redisKey } from "./internal/cache/state.ts"
 import * as Stats from "./internal/cache/stats.ts"
-import type { DecodeError, RedisError } from "./RedisError.ts"
+import type { EncodeError, RedisError } from "./RedisError.ts"
 import { RedisService, type SetOptions } from "./RedisService.ts"
 import type { RedisSubscriber } from "./RedisSubscriber.ts"
 
@@ -188,7 +188,7 @@ export const getAs = <A, I>(
 
 /**
  * Encodes a value with a Schema (JSON by default) and writes it; the result is that of `RedisService.set` (true when
- * written). A value that does not encode fails with `DecodeError`, one larger than `maxValueBytes` with
+ * written). A value that does not encode fails with `EncodeError`, one larger than `maxValueBytes` with
  * `ValueTooLarge`: in both cases nothing is sent. Requires `RedisService`.
  *
  * @since 0.1.0
@@ -214,7 +214,7 @@ const encodeOrFail = <A>(
   key: string,
   value: A,
   maxBytes: number | undefined
-): Exit.Exit<string, DecodeError | ValueTooLarge> => {
+): Exit.Exit<string, EncodeError | ValueTooLarge> => {
   const encoded = Codec.encodeForWrite(codec, value, maxBytes)
   switch (encoded._tag) {
     case "Encoded":

@@ -207,14 +207,17 @@ export class DecodeError extends Data.TaggedError("DecodeError")<{
  */
 export class EncodeError extends Data.TaggedError("EncodeError")<{
   readonly message: string
+  /** The key to be written, when there is one: for code (`error.key`), never rendered (keys may hold ids or tokens). */
+  readonly key?: string | undefined
   readonly cause?: unknown
 }> {
-  constructor(props: { readonly message: string; readonly cause?: unknown }) {
+  constructor(props: { readonly message: string; readonly key?: string | undefined; readonly cause?: unknown }) {
     super(
       (props.cause === undefined
         ? { message: props.message }
         : { message: props.message, cause: decodeCause(props.cause) }) as typeof props
     )
+    if (props.key !== undefined) hide(this, "key", props.key)
   }
 }
 

@@ -376,7 +376,7 @@ describe("RedisCache (real redis-server)", () => {
       const invalidDate = yield* Effect.flip(
         provide(RedisCache.setAs("d", User, { ...ada, since: new Date(Number.NaN) }))
       )
-      assert.strictEqual(invalidDate._tag, "DecodeError")
+      assert.strictEqual(invalidDate._tag, "EncodeError")
       assert.strictEqual(Number(yield* server.command("EXISTS", "d")), 0)
     }))
 

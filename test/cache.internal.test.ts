@@ -323,7 +323,7 @@ describe("cache codec", () => {
     assert.strictEqual(invalid._tag, "Unencodable")
     if (invalid._tag === "Unencodable") {
       const error = Codec.cannotEncode("d", invalid.failure)
-      assert.strictEqual(error._tag, "DecodeError")
+      assert.strictEqual(error._tag, "EncodeError")
       assert.strictEqual(error.key, "d")
       assert.match(error.message, /^Cannot encode the value for d: /)
     }

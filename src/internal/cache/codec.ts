@@ -1,6 +1,6 @@
 /**
  * What stands between a cached value and its stored text: encoding under a size limit, counted in UTF-8 bytes, and
- * the `DecodeError`s a stored value or a value to write turns into. Pure: no Redis, no clock.
+ * the `DecodeError` a stored value and the `EncodeError` a value to write turn into. Pure: no Redis, no clock.
  *
  * @internal
  */
@@ -8,7 +8,7 @@ import * as Cause from "effect/Cause"
 import * as Exit from "effect/Exit"
 import type * as Schema from "effect/Schema"
 import type { ValueCodec } from "../../RedisCache.ts"
-import { DecodeError } from "../../RedisError.ts"
+import { DecodeError, EncodeError } from "../../RedisError.ts"
 
 /** What encoding a value for a write gave. */
 export type Encoded =
@@ -47,8 +47,8 @@ export const tooLargeMessage = (key: string, bytes: number, maxBytes: number): s
   `The value for ${key} is ${bytes} bytes encoded, more than the limit of ${maxBytes}; it was not written`
 
 /** A value to write that its Schema does not encode: nothing was sent. */
-export const cannotEncode = (key: string, failure: Exit.Failure<unknown, Schema.SchemaError>): DecodeError =>
-  new DecodeError({
+export const cannotEncode = (key: string, failure: Exit.Failure<unknown, Schema.SchemaError>): EncodeError =>
+  new EncodeError({
     message: `Cannot encode the value for ${key}: ${schemaMessage(failure)}`,
     key,
     cause: Cause.squash(failure.cause)

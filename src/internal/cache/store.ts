@@ -5,12 +5,11 @@
  *
  * @internal
  */
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import type { ValueCodec } from "../../RedisCache.ts"
-import { CommandTimeout, isTransient, type RedisError } from "../../RedisError.ts"
+import { commandTimedOut, isTransient, type RedisError } from "../../RedisError.ts"
 import { isAvailable } from "./availability.ts"
 import * as Codec from "./codec.ts"
 import { type CacheState, redisKey } from "./state.ts"
@@ -105,12 +104,7 @@ const bounded = <A, X>(
     duration: timeout,
     orElse: () =>
       Effect.fail(
-        new CommandTimeout({
-          message: `RedisCache ${state.options.prefix}: ${command} got no reply within ${Duration.format(timeout)}`,
-          command,
-          timeout,
-          sent: true
-        })
+        commandTimedOut(command, timeout)
       )
   })
 }
