@@ -277,13 +277,9 @@ export const make = Effect.fnUntraced(function*(redis: RedisServiceShape, option
         Effect.timeoutOrElse({ duration: config.acquireTimeout, orElse: () => notReady(command.name) })
       )
       yield* Effect.addFinalizer(() => connection.usable() ? Effect.void : Pool.invalidate(pool, connection))
+      // Traced and counted by the connection (client `<name>:blocking`), as every dedicated connection's commands.
       return yield* connection.send(command, block)
-    })).pipe(
-      Effect.withSpan(`redis.${command.name}`, {
-        kind: "client",
-        attributes: { "db.system.name": "redis", "db.operation.name": command.name }
-      })
-    )
+    }))
 
   // Keys route by hash slot (Cluster): one blocking command's keys must share a slot.
   const isCluster = connectorFor(config).slotted
@@ -297,22 +293,13 @@ export const make = Effect.fnUntraced(function*(redis: RedisServiceShape, option
   }
 
   const prefix = config.keyPrefix
-  // A block of 0 ("until answered") runs as a loop of bounded blocks: a dedicated connection has no heartbeat, and a
-  // frozen server or a silent network would otherwise hold the call until TCP keep-alive gives up (hours). A block
-  // that timed out popped nothing, so blocking again is safe; a frozen server is noticed within slice +
-  // commandTimeout.
-  const slice = config.heartbeat === undefined
-    ? Duration.seconds(2)
-    : Duration.max(Duration.seconds(1), Duration.times(config.heartbeat.interval, config.heartbeat.misses))
+  // A block of 0 ("until answered") runs as a loop of bounded blocks (see Dedicated.untilAnswered).
+  const slice = Dedicated.blockSlice(config.heartbeat)
   const blocking = <A>(name: string, timeout: Duration.Input, build: (block: Duration.Duration) => Command<A>) =>
-    Effect.flatMap(Dedicated.blockTime(name, timeout), (block) => {
-      if (!Duration.isZero(block)) return execute(build(block), block)
-      const once: Effect.Effect<A, RedisError> = Effect.flatMap(
-        execute(build(slice), slice),
-        (result) => Option.isOption(result) && Option.isNone(result) ? once : Effect.succeed(result)
-      )
-      return once
-    })
+    Effect.flatMap(Dedicated.blockTime(name, timeout), (block) =>
+      Duration.isZero(block)
+        ? Dedicated.untilAnswered(slice, (bounded) => execute(build(bounded), bounded))
+        : execute(build(block), block))
 
   return RedisBlocking.of({
     blpop: (keys, timeout) => blocking("BLPOP", timeout, (block) => Commands.pop("BLPOP", keys, block, prefix)),

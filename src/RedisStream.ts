@@ -1,8 +1,8 @@
 /**
- * Redis Streams with consumer groups, at-least-once through resets, restarts and dead consumers: `consume` runs a
- * consumer that acknowledges an entry only once its handler succeeded, re-reads its own pending entries after every
- * failure, claims the entries of consumers that stopped, and dead-letters what cannot be processed. `add` appends a
- * typed entry.
+ * Redis Streams with consumer groups, at-least-once through resets, restarts, failovers and dead consumers: `consume`
+ * runs a consumer that acknowledges an entry only once its handler succeeded, re-reads its own pending entries after
+ * every failure, claims the entries of consumers that stopped, and dead-letters what cannot be processed. `entries` is
+ * the same consumer as an Effect `Stream` of entries that each carry their `ack`. `add` appends a typed entry.
  *
  * **Gotchas**
  *
@@ -32,11 +32,12 @@ import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import type * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
 import { type Argument, make as makeCommand, string } from "./internal/command.ts"
 import * as Consumer from "./internal/streamConsumer.ts"
 import { RedisBlocking } from "./RedisBlocking.ts"
 import { valueCodec } from "./RedisCache.ts"
-import { DecodeError, InvalidArgument, type RedisError } from "./RedisError.ts"
+import { EncodeError, InvalidArgument, type RedisError } from "./RedisError.ts"
 import { RedisService } from "./RedisService.ts"
 
 /**
@@ -86,6 +87,17 @@ export interface Entry<A> {
 }
 
 /**
+ * An entry of `entries`: an `Entry` with the effect that acknowledges it (XACK on the shared connection, retried once
+ * after a lost connection). Acknowledging twice is harmless.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface AckableEntry<A> extends Entry<A> {
+  readonly ack: Effect.Effect<void, RedisError>
+}
+
+/**
  * Options of `add`.
  *
  * @since 0.2.0
@@ -120,7 +132,7 @@ export const add = <A, I>(
     const encoded = valueCodec(schema).encode(value)
     if (Exit.isFailure(encoded)) {
       return yield* Effect.fail(
-        new DecodeError({
+        new EncodeError({
           message: `Cannot encode the entry for ${stream}: ${Consumer.schemaMessage(encoded.cause)}`,
           key: stream
         })
@@ -178,3 +190,59 @@ export const consume = <A, I, E, R>(
     const blocking = yield* RedisBlocking
     return yield* Consumer.run(redis, blocking, options, handler)
   })
+
+/**
+ * The consumer of `consume` as a `Stream`: each entry comes with its `ack`, and stays pending in the group until it is
+ * acknowledged. The group is created when missing, the consumer's own pending entries are re-read after every failure,
+ * entries idle longer than `claimAfter` are claimed, and entries over `maxDeliveries` or that do not decode are
+ * dead-lettered, as with `consume`. The stream fails only on what retrying cannot fix (see `consume`).
+ *
+ * **Details**
+ *
+ * - An entry not acknowledged (dropped, or its processing failed) is delivered again, with a higher `deliveries`,
+ *   once it has been out for `claimAfter` (by the next claim, within `claimAfter` and a half), or when the stream is
+ *   run again with the same `consumer`. `retryDelay` is not used.
+ * - Until then this stream does not hand it over again, not even from the re-read after a reconnect (that would only
+ *   make a duplicate). Redis still counts such a re-read as a delivery: `deliveries` can grow by one per reconnect
+ *   while an entry is out.
+ * - At most `batch` entries wait in the stream's buffer; the consumer reads no further until they are taken. Entries
+ *   read but not yet taken when the stream ends stay pending and come back in the same way.
+ *
+ * **Example**
+ *
+ * ```ts
+ * import { Effect, Schema, Stream } from "effect"
+ * import { RedisStream } from "effect-redis-resilience"
+ *
+ * const Order = Schema.Struct({ id: Schema.String, total: Schema.Number })
+ * const bill = (order: { readonly id: string; readonly total: number }) => Effect.log(`billing ${order.id}`)
+ *
+ * // Four orders billed at a time; an order is acknowledged only once billed.
+ * const worker = RedisStream.entries({
+ *   stream: "orders",
+ *   group: "billing",
+ *   consumer: "worker-1",
+ *   schema: Order,
+ *   claimAfter: "1 minute"
+ * }).pipe(
+ *   Stream.mapEffect((entry) => Effect.andThen(bill(entry.value), entry.ack), { concurrency: 4 }),
+ *   Stream.runDrain
+ * )
+ * ```
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const entries = <A, I>(
+  options: ConsumeOptions<A, I>
+): Stream.Stream<AckableEntry<A>, RedisError, RedisService | RedisBlocking> =>
+  Stream.callback<AckableEntry<A>, RedisError, RedisService | RedisBlocking>((queue) =>
+    Effect.gen(function*() {
+      const redis = yield* RedisService
+      const blocking = yield* RedisBlocking
+      return yield* Consumer.offerTo(redis, blocking, options, queue)
+    }), { bufferSize: bufferOf(options.batch), strategy: "suspend" })
+
+// An invalid batch is refused by the consumer (InvalidArgument): the buffer only has to be valid until then.
+const bufferOf = (batch: number | undefined) =>
+  batch === undefined ? 10 : Number.isSafeInteger(batch) && batch > 0 ? batch : 1

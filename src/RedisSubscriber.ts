@@ -70,7 +70,8 @@ export interface RedisSubscriberOptions {
   readonly bufferSize?: number | undefined
   /**
    * Sharded pub/sub (Redis >= 7): `subscribe`, `events` and `subscribeWithFallback` use `SSUBSCRIBE` /
-   * `SUNSUBSCRIBE` and receive what is published with `SPUBLISH` (`RedisChannel.publish(channel, value, { sharded: true })`),
+   * `SUNSUBSCRIBE` and receive what is published with `SPUBLISH`
+   * (`RedisChannel.publish(channel, value, { sharded: true })`),
    * and nothing published with `PUBLISH`. `psubscribe` stays classic: Redis has no sharded patterns. The layer's
    * `keyPrefix` is put in front of sharded channel names, as ioredis does for `SPUBLISH`. Default false.
    */

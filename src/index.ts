@@ -99,5 +99,5 @@ export * as RedisConfig from "./RedisConfig.ts"
 export * as Health from "./Health.ts"
 export type { CircuitStatus, ConnectionState, ConnectionStatus, NodeHealth, RedisHealth } from "./Health.ts"
 
-/** Readiness and liveness for HTTP probes: `RedisHealthCheck.ready`, `RedisHealthCheck.live`, `RedisHealthCheck.layerHttp`. */
+/** Readiness and liveness for HTTP probes: `RedisHealthCheck.ready`, `.live`, `.layerHttp`. */
 export * as RedisHealthCheck from "./RedisHealthCheck.ts"

@@ -5,6 +5,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber, Stream } from "effect"
 import { PrometheusMetrics } from "effect/observability"
+import * as RedisBlocking from "../src/RedisBlocking.ts"
 import * as RedisSubscriber from "../src/RedisSubscriber.ts"
 import * as C from "../src/internal/command.ts"
 import * as RedisService from "../src/RedisService.ts"
@@ -96,6 +97,23 @@ describe("tracing", () => {
       assert.notInclude(text, "secret")
       const metrics = yield* PrometheusMetrics.format()
       assert.match(metrics, /redis_commands_total\{[^}]*client="app:subscriber"[^}]*command="SUBSCRIBE"[^}]*outcome="ok"/)
+    })))
+
+  it.live("dedicated connections' commands are traced and counted too (client <name>:blocking)", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const server = yield* RedisTestServer.make()
+      const redis = yield* RedisService.make({ ...fastOptions, url: server.url, connectionName: "app" })
+      const blocking = yield* RedisBlocking.make(redis)
+      yield* redis.command("RPUSH", ["secret-queue", "secret-item"])
+      const { spans, tracer } = recorder()
+      const popped = yield* Effect.withTracer(blocking.blpop(["secret-queue"], "1 second"), tracer)
+      assert.isTrue(popped._tag === "Some")
+      assert.deepStrictEqual(spans.map((s) => s.name), ["redis.BLPOP"])
+      assert.strictEqual(spans[0]!.attributes.get("db.operation.name"), "BLPOP")
+      assert.strictEqual(spans[0]!.attributes.get("server.port"), server.port)
+      assert.notInclude(JSON.stringify(spans.map((s) => [...s.attributes.entries()])), "secret")
+      const metrics = yield* PrometheusMetrics.format()
+      assert.match(metrics, /redis_commands_total\{[^}]*client="app:blocking"[^}]*command="BLPOP"[^}]*outcome="ok"/)
     })))
 
   it.live("a retried idempotent command is one span with a redis.retry event", () =>

@@ -13,6 +13,7 @@ import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import type * as Connection from "./connection.ts"
 import * as Core from "./core.ts"
+import { queryText } from "./spans.ts"
 import {
   CircuitOpen,
   classify,
@@ -22,6 +23,7 @@ import {
   isConnectionLost,
   isRedisError,
   isTransient,
+  isWrongRole,
   type RedisError
 } from "../RedisError.ts"
 import type { RedisServiceShape } from "../RedisService.ts"
@@ -72,9 +74,11 @@ export const admit = (redis: RedisServiceShape, command: string): Effect.Effect<
  *
  * @internal
  */
-export const open = Effect.fnUntraced(function*(redis: RedisServiceShape, role: string) {
+export const open = Effect.fnUntraced(function*(redis: RedisServiceShape, role: Core.Role) {
   const core = Core.of(redis)
   const { config, signals } = core
+  // Counted and traced under `<name>:<role>`, with the role's other connections.
+  const observe = core.observe(role)
   yield* admit(redis, role.toUpperCase())
   const scope = yield* Scope.fork(yield* Effect.scope, "sequential")
   let lost = false
@@ -115,10 +119,14 @@ export const open = Effect.fnUntraced(function*(redis: RedisServiceShape, role: 
       }
       const run = call(pinned, command)
       const deadline = deadlineOf(config.commandTimeout, blockFor)
-      return deadline === undefined ? run : Effect.timeoutOrElse(run, {
-        duration: deadline,
-        orElse: () => Effect.andThen(signals.failure, Effect.fail(commandTimedOut(name, deadline)))
-      })
+      return observe(
+        name,
+        deadline === undefined ? run : Effect.timeoutOrElse(run, {
+          duration: deadline,
+          orElse: () => Effect.andThen(signals.failure, Effect.fail(commandTimedOut(name, deadline)))
+        }),
+        () => queryText(name, command.args.length, command.keys)
+      )
     })
 
   const close = Effect.andThen(
@@ -170,9 +178,11 @@ const call = <A>({ config, connection, live, signals }: Pinned, command: Command
           socketError: live.socketError,
           commandTimeout: config.commandTimeout
         })
-        // A lost connection is done (not counted, see `open`); other transient failures count (LOADING, ...).
+        // A lost connection is done (not counted, see `open`); so is one whose server became a replica (READONLY, or
+        // UNBLOCKED for a blocked command): the next connection finds the new master. Other transient failures count
+        // (LOADING, ...).
         resume(
-          isConnectionLost(error)
+          isConnectionLost(error) || isWrongRole(error) || (error._tag === "ReplyError" && error.code === "UNBLOCKED")
             ? Effect.andThen(connection.invalidate(live, error), Effect.fail(error))
             : isTransient(error)
             ? Effect.andThen(signals.failure, Effect.fail(error))
@@ -212,6 +222,38 @@ export const deadlineOf = (
     : Duration.isZero(blockFor) || !Duration.isFinite(blockFor)
     ? undefined
     : Duration.sum(commandTimeout, blockFor)
+
+/**
+ * The bounded block that stands in for a block of zero ("until answered"): the heartbeat's detection time
+ * (`interval` x `misses`), at least a second; 2 seconds without a heartbeat.
+ *
+ * @internal
+ */
+export const blockSlice = (
+  heartbeat: { readonly interval: Duration.Duration; readonly misses: number } | undefined
+): Duration.Duration =>
+  heartbeat === undefined
+    ? Duration.seconds(2)
+    : Duration.max(Duration.seconds(1), Duration.times(heartbeat.interval, heartbeat.misses))
+
+/**
+ * A block of zero as a loop of bounded blocks of `slice`: a dedicated connection has no heartbeat, and a frozen
+ * server or a silent network would otherwise hold the call until TCP keep-alive gives up (hours). A block that timed
+ * out (`None`) popped nothing, so blocking again is safe; each block has its deadline (`deadlineOf`: slice +
+ * commandTimeout), so a frozen server is noticed within that.
+ *
+ * @internal
+ */
+export const untilAnswered = <A, E, R>(
+  slice: Duration.Duration,
+  attempt: (block: Duration.Duration) => Effect.Effect<A, E, R>
+): Effect.Effect<A, E, R> => {
+  const once: Effect.Effect<A, E, R> = Effect.flatMap(
+    attempt(slice),
+    (result) => Option.isOption(result) && Option.isNone(result) ? once : Effect.succeed(result)
+  )
+  return once
+}
 
 /**
  * A block time, validated: a negative or not-a-number timeout is refused before anything is sent; an infinite one is

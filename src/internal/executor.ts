@@ -266,7 +266,9 @@ const reporter = (
       if (live === undefined) return Effect.void
       // Cluster: the master's own breaker hears of it (once per loss); the Cluster client stays.
       const node = isConnectionLost(error) ? nodeOf(call, live) : undefined
-      return node === undefined ? connection.lost(live, error) : Effect.andThen(nodes!.onLoss(node), connection.lost(live, error))
+      return node === undefined
+        ? connection.lost(live, error)
+        : Effect.andThen(nodes!.onLoss(node), connection.lost(live, error))
     }
     if (!isTransient(error)) return Effect.void
     const node = nodeOf(call, live)
@@ -278,7 +280,8 @@ const reporter = (
     const healthy = state._tag === "Closed" && state.failures === 0
     const node = nodeOf(call, live)
     if (node === undefined) return healthy ? Effect.succeed(result) : Effect.as(breaker.onSuccess, result)
-    return Effect.as(healthy ? nodes!.onSuccess(node) : Effect.andThen(breaker.onSuccess, nodes!.onSuccess(node)), result)
+    const told = healthy ? nodes!.onSuccess(node) : Effect.andThen(breaker.onSuccess, nodes!.onSuccess(node))
+    return Effect.as(told, result)
   }
 
   return { nodeOf, report, succeeded, wrongRole }

@@ -6,7 +6,14 @@
  */
 import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
-import { circuitState, circuitTransitions, commandDuration, commands, connectionState, durationBoundaries } from "../Health.ts"
+import {
+  circuitState,
+  circuitTransitions,
+  commandDuration,
+  commands,
+  connectionState,
+  durationBoundaries
+} from "../Health.ts"
 import type { CircuitStatus, ConnectionStatus } from "../Health.ts"
 
 const connectionStateCode: Record<ConnectionStatus, number> = { connecting: 0, ready: 1, reconnecting: 2, closed: 3 }

@@ -69,7 +69,8 @@ export const make = (serverAttributes: Readonly<Record<string, string | number>>
 }
 
 /** Marks the current span with the error's tag. */
-export const errorType = (error: RedisError): Effect.Effect<void> => Effect.annotateCurrentSpan("error.type", error._tag)
+export const errorType = (error: RedisError): Effect.Effect<void> =>
+  Effect.annotateCurrentSpan("error.type", error._tag)
 
 /** The longest list of arguments a query text spells out; the rest is summed up as `... (n more)`. */
 const shownArguments = 32

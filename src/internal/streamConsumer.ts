@@ -1,7 +1,8 @@
 /**
- * The loop behind `RedisStream.consume`: rounds of (own pending entries when due, claims when due, new entries), each
- * entry acknowledged only after its handler succeeded, dead-lettered when it cannot be processed, and recovery from
- * transient failures with the layer's reconnect backoff.
+ * The loop behind `RedisStream.consume` and `RedisStream.entries`: rounds of (own pending entries when due, claims when
+ * due, new entries), each entry handed to a handler (acknowledged once it succeeded) or to a queue (acknowledged by its
+ * reader), dead-lettered when it cannot be processed, and recovery from transient failures with the layer's reconnect
+ * backoff.
  *
  * @internal
  */
@@ -11,11 +12,12 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
+import * as Queue from "effect/Queue"
 import type { RedisBlockingShape } from "../RedisBlocking.ts"
 import { valueCodec, type ValueCodec } from "../RedisCache.ts"
-import { InvalidArgument, isTransient, type RedisError } from "../RedisError.ts"
+import { InvalidArgument, isTransient, isWrongRole, type RedisError } from "../RedisError.ts"
 import type { RedisServiceShape } from "../RedisService.ts"
-import type { ConsumeOptions, Entry } from "../RedisStream.ts"
+import type { AckableEntry, ConsumeOptions, Entry } from "../RedisStream.ts"
 import { integer, make as makeCommand, string } from "./command.ts"
 import { blockTime } from "./dedicated.ts"
 import * as Reply from "./streamReply.ts"
@@ -31,14 +33,44 @@ export const run = <A, I, E, R>(
   blocking: RedisBlockingShape,
   options: ConsumeOptions<A, I>,
   handler: (entry: Entry<A>) => Effect.Effect<unknown, E, R>
+): Effect.Effect<never, RedisError, R> => loop(redis, blocking, options, () => toHandler(handler))
+
+/**
+ * Runs a consumer until interrupted that offers each entry, with its `ack`, to `queue` (see `RedisStream.entries`).
+ *
+ * @internal
+ */
+export const offerTo = <A, I>(
+  redis: RedisServiceShape,
+  blocking: RedisBlockingShape,
+  options: ConsumeOptions<A, I>,
+  queue: Queue.Queue<AckableEntry<A>, RedisError | Cause.Done>
+): Effect.Effect<never, RedisError> => loop(redis, blocking, options, (c) => toQueue(c, queue))
+
+/**
+ * Where the loop hands an entry that is due for processing (decoded, not over `maxDeliveries`), and what became of it:
+ * `"ack"` (processed: acknowledge it now), `"retry"` (failed: read it again after `retryDelay`) or `"leave"` (someone
+ * else acknowledges it). `inFlight`: handed over, not acknowledged yet, so a re-read or a claim must not hand it over
+ * again.
+ */
+interface Delivery<A, R> {
+  readonly deliver: (entry: Entry<A>) => Effect.Effect<"ack" | "retry" | "leave", never, R>
+  readonly inFlight: (id: string, now: number) => boolean
+}
+
+const loop = <A, I, R>(
+  redis: RedisServiceShape,
+  blocking: RedisBlockingShape,
+  options: ConsumeOptions<A, I>,
+  delivery: (parts: Parts) => Delivery<A, R>
 ): Effect.Effect<never, RedisError, R> =>
   Effect.gen(function*() {
-    const consumer: Consumer<A, E, R> = {
-      redis,
+    const parts: Parts = { redis, settings: yield* resolve(options) }
+    const consumer: Consumer<A, R> = {
+      ...parts,
       blocking,
-      settings: yield* resolve(options),
       codec: valueCodec(options.schema),
-      handler,
+      delivery: delivery(parts),
       state: { group: false, history: true, retryAt: undefined, nextClaim: 0, failures: 0 }
     }
     return yield* Effect.forever(
@@ -64,12 +96,16 @@ interface Settings {
   readonly retryDelay: Duration.Duration
 }
 
-interface Consumer<A, E, R> {
+/** What acknowledging needs. */
+interface Parts {
   readonly redis: RedisServiceShape
-  readonly blocking: RedisBlockingShape
   readonly settings: Settings
+}
+
+interface Consumer<A, R> extends Parts {
+  readonly blocking: RedisBlockingShape
   readonly codec: ValueCodec<A>
-  readonly handler: (entry: Entry<A>) => Effect.Effect<unknown, E, R>
+  readonly delivery: Delivery<A, R>
   /**
    * `group`: the group is known to exist; `history`: re-read the own pending entries first; `retryAt`: when failed
    * entries are due again (millis); `failures`: consecutive failed rounds (the backoff).
@@ -117,7 +153,7 @@ const resolve = <A, I>(options: ConsumeOptions<A, I>): Effect.Effect<Settings, I
   })
 
 // BUSYGROUP: it exists already, which is what was asked (and what a retry after a lost reply finds).
-const createGroup = <A, E, R>({ redis, settings }: Consumer<A, E, R>) =>
+const createGroup = ({ redis, settings }: Parts) =>
   redis.run(makeCommand({
     name: "XGROUP",
     args: ["CREATE", settings.stream, settings.group, settings.startId, "MKSTREAM"],
@@ -125,7 +161,7 @@ const createGroup = <A, E, R>({ redis, settings }: Consumer<A, E, R>) =>
     idempotent: true
   })).pipe(Effect.catchIf((error) => error._tag === "ReplyError" && error.code === "BUSYGROUP", () => Effect.void))
 
-const ack = <A, E, R>({ redis, settings }: Consumer<A, E, R>, id: string) =>
+const ack = ({ redis, settings }: Parts, id: string) =>
   redis.run(makeCommand({
     name: "XACK",
     args: [settings.stream, settings.group, id],
@@ -135,7 +171,7 @@ const ack = <A, E, R>({ redis, settings }: Consumer<A, E, R>, id: string) =>
   }))
 
 // How many times each of these entries (now this consumer's) was delivered: XPENDING over their id range.
-const deliveriesOf = <A, E, R>({ redis, settings }: Consumer<A, E, R>, entries: ReadonlyArray<StreamEntry>) =>
+const deliveriesOf = ({ redis, settings }: Parts, entries: ReadonlyArray<StreamEntry>) =>
   entries.length === 0 ? Effect.succeed(new Map<string, number>() as ReadonlyMap<string, number>) : redis.run(
     makeCommand({
       name: "XPENDING",
@@ -156,7 +192,7 @@ const deliveriesOf = <A, E, R>({ redis, settings }: Consumer<A, E, R>, entries: 
   )
 
 // One round: own pending entries when due, claims when due, then new entries (blocking at most until the next due).
-const round = <A, E, R>(c: Consumer<A, E, R>): Effect.Effect<void, RedisError, R> =>
+const round = <A, R>(c: Consumer<A, R>): Effect.Effect<void, RedisError, R> =>
   Effect.gen(function*() {
     const state = c.state
     // In the round, so that a Redis that is down when the consumer starts is waited for like any other failure.
@@ -191,7 +227,7 @@ const round = <A, E, R>(c: Consumer<A, E, R>): Effect.Effect<void, RedisError, R
   })
 
 // The consumer's own pending entries, from the start, a batch at a time (read from the shared connection: no block).
-const readHistory = <A, E, R>(c: Consumer<A, E, R>): Effect.Effect<void, RedisError, R> =>
+const readHistory = <A, R>(c: Consumer<A, R>): Effect.Effect<void, RedisError, R> =>
   Effect.gen(function*() {
     const { batch, consumer, group, stream } = c.settings
     const decode = Reply.streams("XREADGROUP", c.redis.config.keyPrefix)
@@ -212,7 +248,7 @@ const readHistory = <A, E, R>(c: Consumer<A, E, R>): Effect.Effect<void, RedisEr
   })
 
 // Entries idle longer than claimAfter in any consumer of the group become this consumer's (XAUTOCLAIM).
-const claimIdle = <A, E, R>(c: Consumer<A, E, R>): Effect.Effect<void, RedisError, R> =>
+const claimIdle = <A, R>(c: Consumer<A, R>): Effect.Effect<void, RedisError, R> =>
   Effect.gen(function*() {
     const { batch, claimAfter, consumer, group, stream } = c.settings
     let cursor = "0-0"
@@ -235,20 +271,23 @@ const claimIdle = <A, E, R>(c: Consumer<A, E, R>): Effect.Effect<void, RedisErro
     }
   })
 
-const processAll = <A, E, R>(
-  c: Consumer<A, E, R>,
+const processAll = <A, R>(
+  c: Consumer<A, R>,
   entries: ReadonlyArray<StreamEntry>,
   deliveries: ReadonlyMap<string, number>,
   atLeast = 1
 ): Effect.Effect<void, RedisError, R> =>
-  Effect.forEach(
-    entries,
-    (entry) => processOne(c, entry, Math.max(atLeast, deliveries.get(entry.id) ?? atLeast)),
-    { discard: true }
-  )
+  Effect.flatMap(Clock.currentTimeMillis, (now) =>
+    Effect.forEach(
+      // Re-read or claimed while its reader still has it: it is not lost, and handing it over again would only make a
+      // duplicate (and count a delivery towards maxDeliveries).
+      entries.filter((entry) => !c.delivery.inFlight(entry.id, now)),
+      (entry) => processOne(c, entry, Math.max(atLeast, deliveries.get(entry.id) ?? atLeast)),
+      { discard: true }
+    ))
 
-const processOne = <A, E, R>(
-  c: Consumer<A, E, R>,
+const processOne = <A, R>(
+  c: Consumer<A, R>,
   entry: StreamEntry,
   deliveries: number
 ): Effect.Effect<void, RedisError, R> => {
@@ -263,22 +302,69 @@ const processOne = <A, E, R>(
     const why = decoded === undefined ? "no value field" : schemaMessage(decoded.cause)
     return deadLetter(c, entry, deliveries, "decode", why)
   }
-  return Effect.exit(c.handler({ id: entry.id, value: decoded.value, deliveries })).pipe(
-    Effect.flatMap((exit) => {
-      if (Exit.isSuccess(exit)) return Effect.asVoid(ack(c, entry.id))
-      if (Cause.hasInterruptsOnly(exit.cause)) return Effect.interrupt
-      return Effect.flatMap(Clock.currentTimeMillis, (now) => {
-        const state = c.state
-        state.retryAt = Math.min(state.retryAt ?? Infinity, now + Duration.toMillis(c.settings.retryDelay))
-        return Effect.logWarning("RedisStream: the handler failed; the entry stays pending and is retried", exit.cause)
-      }).pipe(Effect.annotateLogs({ id: entry.id }))
+  return Effect.flatMap(c.delivery.deliver({ id: entry.id, value: decoded.value, deliveries }), (outcome) => {
+    if (outcome === "ack") return Effect.asVoid(ack(c, entry.id))
+    if (outcome === "leave") return Effect.void
+    return Effect.map(Clock.currentTimeMillis, (now) => {
+      const state = c.state
+      state.retryAt = Math.min(state.retryAt ?? Infinity, now + Duration.toMillis(c.settings.retryDelay))
     })
-  )
+  })
+}
+
+// `consume`: the handler's success acknowledges the entry, its failure retries it; nothing is ever in flight.
+const toHandler = <A, E, R>(handler: (entry: Entry<A>) => Effect.Effect<unknown, E, R>): Delivery<A, R> => ({
+  deliver: (entry) =>
+    Effect.flatMap(Effect.exit(handler(entry)), (exit) => {
+      if (Exit.isSuccess(exit)) return Effect.succeed("ack" as const)
+      if (Cause.hasInterruptsOnly(exit.cause)) return Effect.interrupt
+      return Effect.as(
+        Effect.logWarning("RedisStream: the handler failed; the entry stays pending and is retried", exit.cause).pipe(
+          Effect.annotateLogs({ id: entry.id })
+        ),
+        "retry" as const
+      )
+    }),
+  inFlight: () => false
+})
+
+// `entries`: each entry goes to the queue with its `ack` and is in flight from then until acknowledged, or until
+// `claimAfter` has passed (its reader dropped it, or is slower than claimAfter): then a claim hands it over again.
+const toQueue = <A>(parts: Parts, queue: Queue.Queue<AckableEntry<A>, RedisError | Cause.Done>): Delivery<A, never> => {
+  const handedOver = new Map<string, number>()
+  const claimAfter = Duration.toMillis(parts.settings.claimAfter)
+  let sweepAt = 1_000
+  const inFlight = (id: string, now: number) => {
+    const at = handedOver.get(id)
+    if (at === undefined) return false
+    if (now - at < claimAfter) return true
+    handedOver.delete(id)
+    return false
+  }
+  // Entries dropped unacknowledged and then processed elsewhere are never asked about again: forget them in sweeps.
+  const sweep = (now: number) => {
+    if (handedOver.size < sweepAt) return
+    for (const id of handedOver.keys()) inFlight(id, now)
+    sweepAt = Math.max(1_000, handedOver.size * 2)
+  }
+  return {
+    deliver: (entry) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        sweep(now)
+        handedOver.set(entry.id, now)
+        const acknowledge = Effect.asVoid(ack(parts, entry.id)).pipe(
+          // Done or failed: a failed XACK leaves it pending, to come back with the next re-read or claim.
+          Effect.ensuring(Effect.sync(() => handedOver.delete(entry.id)))
+        )
+        return Effect.as(Queue.offer(queue, { ...entry, ack: acknowledge }), "leave" as const)
+      }),
+    inFlight
+  }
 }
 
 // At-least-once too: a dead letter written but not acknowledged (a lost reply) is written again on the next delivery.
-const deadLetter = <A, E, R>(
-  c: Consumer<A, E, R>,
+const deadLetter = <A, R>(
+  c: Consumer<A, R>,
   entry: StreamEntry,
   deliveries: number,
   reason: "max-deliveries" | "decode",
@@ -321,13 +407,17 @@ const deadLetter = <A, E, R>(
 }
 
 // What the loop survives: anything transient (after a backoff), the circuit breaker (after retryAfter), a group that
-// vanished (re-created). The rest fails `consume`.
-const recover = <A, E, R>(c: Consumer<A, E, R>, error: RedisError): Effect.Effect<void, RedisError> => {
+// vanished (re-created), a master that became a replica under it (READONLY, or UNBLOCKED for a blocked read: the
+// dedicated connection was dropped and the next one finds the new master). The rest fails `consume`.
+const recover = <A, R>(c: Consumer<A, R>, error: RedisError): Effect.Effect<void, RedisError> => {
   const state = c.state
   state.history = true
   const noGroup = error._tag === "ReplyError" && error.code === "NOGROUP"
   if (noGroup) state.group = false
-  if (!(noGroup || isTransient(error) || error._tag === "CircuitOpen" || error._tag === "ConnectionClosed")) {
+  const demoted = isWrongRole(error) || (error._tag === "ReplyError" && error.code === "UNBLOCKED")
+  const survivable = noGroup || demoted || isTransient(error) || error._tag === "CircuitOpen" ||
+    error._tag === "ConnectionClosed"
+  if (!survivable) {
     return Effect.fail(error)
   }
   state.failures++
