@@ -18,10 +18,11 @@ import { valueCodec, type ValueCodec } from "../RedisCache.ts"
 import { InvalidArgument, isTransient, isWrongRole, type RedisError } from "../RedisError.ts"
 import type { RedisServiceShape } from "../RedisService.ts"
 import type { AckableEntry, ConsumeOptions, Entry } from "../RedisStream.ts"
-import { integer, make as makeCommand, string } from "./command.ts"
+import { make as makeCommand, string } from "./command.ts"
 import { blockTime } from "./dedicated.ts"
 import * as Reply from "./streamReply.ts"
 import type { StreamEntry } from "./streamReply.ts"
+import { ack, type Delivery, type Parts, type Settings, toHandler, toQueue } from "./streamDelivery.ts"
 
 /**
  * Runs a consumer until interrupted (see `RedisStream.consume`).
@@ -47,17 +48,6 @@ export const offerTo = <A, I>(
   queue: Queue.Queue<AckableEntry<A>, RedisError | Cause.Done>
 ): Effect.Effect<never, RedisError> => loop(redis, blocking, options, (c) => toQueue(c, queue))
 
-/**
- * Where the loop hands an entry that is due for processing (decoded, not over `maxDeliveries`), and what became of it:
- * `"ack"` (processed: acknowledge it now), `"retry"` (failed: read it again after `retryDelay`) or `"leave"` (someone
- * else acknowledges it). `inFlight`: handed over, not acknowledged yet, so a re-read or a claim must not hand it over
- * again.
- */
-interface Delivery<A, R> {
-  readonly deliver: (entry: Entry<A>) => Effect.Effect<"ack" | "retry" | "leave", never, R>
-  readonly inFlight: (id: string, now: number) => boolean
-}
-
 const loop = <A, I, R>(
   redis: RedisServiceShape,
   blocking: RedisBlockingShape,
@@ -82,25 +72,6 @@ const loop = <A, I, R>(
       )
     )
   })
-
-interface Settings {
-  readonly stream: string
-  readonly group: string
-  readonly consumer: string
-  readonly claimAfter: Duration.Duration
-  readonly maxDeliveries: number
-  readonly deadLetter: string
-  readonly batch: number
-  readonly block: Duration.Duration
-  readonly startId: string
-  readonly retryDelay: Duration.Duration
-}
-
-/** What acknowledging needs. */
-interface Parts {
-  readonly redis: RedisServiceShape
-  readonly settings: Settings
-}
 
 interface Consumer<A, R> extends Parts {
   readonly blocking: RedisBlockingShape
@@ -160,15 +131,6 @@ const createGroup = ({ redis, settings }: Parts) =>
     keys: [1],
     idempotent: true
   })).pipe(Effect.catchIf((error) => error._tag === "ReplyError" && error.code === "BUSYGROUP", () => Effect.void))
-
-const ack = ({ redis, settings }: Parts, id: string) =>
-  redis.run(makeCommand({
-    name: "XACK",
-    args: [settings.stream, settings.group, id],
-    keys: [0],
-    idempotent: true,
-    decode: integer("XACK")
-  }))
 
 // How many times each of these entries (now this consumer's) was delivered: XPENDING over their id range.
 const deliveriesOf = ({ redis, settings }: Parts, entries: ReadonlyArray<StreamEntry>) =>
@@ -313,55 +275,6 @@ const processOne = <A, R>(
 }
 
 // `consume`: the handler's success acknowledges the entry, its failure retries it; nothing is ever in flight.
-const toHandler = <A, E, R>(handler: (entry: Entry<A>) => Effect.Effect<unknown, E, R>): Delivery<A, R> => ({
-  deliver: (entry) =>
-    Effect.flatMap(Effect.exit(handler(entry)), (exit) => {
-      if (Exit.isSuccess(exit)) return Effect.succeed("ack" as const)
-      if (Cause.hasInterruptsOnly(exit.cause)) return Effect.interrupt
-      return Effect.as(
-        Effect.logWarning("RedisStream: the handler failed; the entry stays pending and is retried", exit.cause).pipe(
-          Effect.annotateLogs({ id: entry.id })
-        ),
-        "retry" as const
-      )
-    }),
-  inFlight: () => false
-})
-
-// `entries`: each entry goes to the queue with its `ack` and is in flight from then until acknowledged, or until
-// `claimAfter` has passed (its reader dropped it, or is slower than claimAfter): then a claim hands it over again.
-const toQueue = <A>(parts: Parts, queue: Queue.Queue<AckableEntry<A>, RedisError | Cause.Done>): Delivery<A, never> => {
-  const handedOver = new Map<string, number>()
-  const claimAfter = Duration.toMillis(parts.settings.claimAfter)
-  let sweepAt = 1_000
-  const inFlight = (id: string, now: number) => {
-    const at = handedOver.get(id)
-    if (at === undefined) return false
-    if (now - at < claimAfter) return true
-    handedOver.delete(id)
-    return false
-  }
-  // Entries dropped unacknowledged and then processed elsewhere are never asked about again: forget them in sweeps.
-  const sweep = (now: number) => {
-    if (handedOver.size < sweepAt) return
-    for (const id of handedOver.keys()) inFlight(id, now)
-    sweepAt = Math.max(1_000, handedOver.size * 2)
-  }
-  return {
-    deliver: (entry) =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) => {
-        sweep(now)
-        handedOver.set(entry.id, now)
-        const acknowledge = Effect.asVoid(ack(parts, entry.id)).pipe(
-          // Done or failed: a failed XACK leaves it pending, to come back with the next re-read or claim.
-          Effect.ensuring(Effect.sync(() => handedOver.delete(entry.id)))
-        )
-        return Effect.as(Queue.offer(queue, { ...entry, ack: acknowledge }), "leave" as const)
-      }),
-    inFlight
-  }
-}
-
 // At-least-once too: a dead letter written but not acknowledged (a lost reply) is written again on the next delivery.
 const deadLetter = <A, R>(
   c: Consumer<A, R>,
