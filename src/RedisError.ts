@@ -188,15 +188,17 @@ export class DecodeError extends Data.TaggedError("DecodeError")<{
   readonly cause?: unknown
 }> {
   constructor(props: { readonly message: string; readonly key?: string | undefined; readonly cause?: unknown }) {
-    // A Schema failure quotes the value it rejected: the cause keeps its shape with the values redacted.
-    super(
-      (props.cause === undefined
-        ? { message: props.message }
-        : { message: props.message, cause: decodeCause(props.cause) }) as typeof props
-    )
+    super(redactedCause(props))
     if (props.key !== undefined) hide(this, "key", props.key)
   }
 }
+
+// A Schema failure quotes the value it rejected: the cause keeps its shape with the values redacted (and the key, set
+// apart by the constructor, is kept out of every rendering).
+const redactedCause = <P extends { readonly message: string; readonly cause?: unknown }>(props: P): P =>
+  (props.cause === undefined
+    ? { message: props.message }
+    : { message: props.message, cause: decodeCause(props.cause) }) as P
 
 /**
  * A value about to be written does not encode with its Schema (a typed channel's payload, a cache value, a stream
@@ -212,11 +214,7 @@ export class EncodeError extends Data.TaggedError("EncodeError")<{
   readonly cause?: unknown
 }> {
   constructor(props: { readonly message: string; readonly key?: string | undefined; readonly cause?: unknown }) {
-    super(
-      (props.cause === undefined
-        ? { message: props.message }
-        : { message: props.message, cause: decodeCause(props.cause) }) as typeof props
-    )
+    super(redactedCause(props))
     if (props.key !== undefined) hide(this, "key", props.key)
   }
 }
