@@ -14,9 +14,9 @@ import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import { parseArgs } from "node:util"
 import { pathToFileURL } from "node:url"
-import * as RedisCache from "../src/RedisCache.ts"
-import * as RedisService from "../src/RedisService.ts"
-import * as RedisTestServer from "../src/testing/RedisTestServer.ts"
+import { RedisCache, RedisService } from "../src/index.ts"
+import { RedisTestServer } from "../src/testing/index.ts"
+import { layerService } from "./clients.ts"
 
 /**
  * Settings of a run.
@@ -131,9 +131,8 @@ const repeatN = <E, R>(n: number, effect: Effect.Effect<unknown, E, R>): Effect.
 export const run = (options: CacheBenchOptions) =>
   Effect.scoped(Effect.gen(function*() {
     const server = yield* RedisTestServer.make()
-    const redis = yield* RedisService.make({ url: server.url })
-    const provide = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-      Effect.provideService(effect, RedisService.RedisService, redis)
+    const redis = yield* layerService({ url: server.url })
+    const provide = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.provideService(effect, RedisService, redis)
     const codec = RedisCache.valueCodec(Product)
     const cache = yield* provide(RedisCache.make({ prefix: "bench", schema: Product, ttl: "10 minutes" }))
     const l1Cache = yield* provide(

@@ -2,7 +2,8 @@
  * The clients under test, each built in the benchmark's scope on its own connection to the same `redis-server`:
  * raw ioredis promises, a bare `Effect.tryPromise` wrapper of ioredis, this library's layer with its defaults,
  * `@effect/platform-node`'s NodeRedis (node-redis underneath), and ioredis behind cockatiel's and opossum's circuit
- * breakers; raw ioredis, the bare wrapper and this layer also with ioredis auto-pipelining.
+ * breakers; raw ioredis, the bare wrapper and this layer also with ioredis auto-pipelining; and this layer's typed
+ * commands (`redis.run(Command.get(k))`, `redis.run(Command.set(k, v))`) on a layer of their own.
  *
  * A client whose package is missing is `Unavailable` with the reason, so the tables say so instead of a number.
  *
@@ -11,8 +12,10 @@
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import type * as Scope from "effect/Scope"
 import { Redis, type RedisOptions } from "ioredis"
-import * as RedisService from "../src/RedisService.ts"
+import { Command, RedisService } from "../src/index.ts"
+import type { RedisOptions as LayerOptions, RedisServiceShape } from "../src/index.ts"
 
 /**
  * A client that is measured through promises (plain async code, as its users would call it).
@@ -134,24 +137,39 @@ const bareClient = (id: string, label: string, client: Redis, minConcurrency: nu
   minConcurrency
 })
 
+/**
+ * This layer's service, built from `RedisService.layer(options)` in the current scope (through the public surface
+ * only: the service's shape, not its constructor).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const layerService = (
+  options?: LayerOptions
+): Effect.Effect<RedisServiceShape, Layer.Error<ReturnType<typeof RedisService.layer>>, Scope.Scope> =>
+  Effect.map(Layer.build(RedisService.layer(options)), (context) => Context.get(context, RedisService))
+
 const layerClient = Effect.fnUntraced(function*(
   target: Target,
   id: string,
   label: string,
-  options: { readonly autoPipelining: boolean; readonly minConcurrency: number }
+  options: { readonly autoPipelining: boolean; readonly typed?: boolean; readonly minConcurrency: number }
 ) {
-  const redis = yield* RedisService.make({ url: target.url, awaitReady: true, autoPipelining: options.autoPipelining })
+  const redis = yield* layerService({ url: target.url, awaitReady: true, autoPipelining: options.autoPipelining })
   return {
     _tag: "Effect",
     id,
     label,
-    get: (key) => redis.get(key),
-    set: (key, value) => redis.set(key, value),
+    // Typed commands: the same operation built as a `Command` value and sent through `run`.
+    get: options.typed === true ? (key) => redis.run(Command.get(key)) : (key) => redis.get(key),
+    set: options.typed === true
+      ? (key, value) => redis.run(Command.set(key, value))
+      : (key, value) => redis.set(key, value),
     minConcurrency: options.minConcurrency
   } satisfies EffectClient as Client
 })
 
-const nodeRedisClient = (target: Target): Effect.Effect<Client, never, import("effect/Scope").Scope> =>
+const nodeRedisClient = (target: Target): Effect.Effect<Client, never, Scope.Scope> =>
   Effect.gen(function*() {
     const label = "NodeRedis (node-redis)"
     const modules = yield* Effect.tryPromise(() =>
@@ -239,6 +257,11 @@ export const makeAll = Effect.fnUntraced(function*(target: Target) {
     rawClient("raw", "raw ioredis", raw, 1),
     bareClient("bare", "bare Effect.tryPromise", bare, 1),
     yield* layerClient(target, "layer", "this layer (defaults)", { autoPipelining: false, minConcurrency: 1 }),
+    yield* layerClient(target, "layer-typed", "this layer, typed: run(Command.get/set)", {
+      autoPipelining: false,
+      typed: true,
+      minConcurrency: 1
+    }),
     yield* nodeRedisClient(target),
     yield* cockatielClient(target),
     yield* opossumClient(target),

@@ -1,14 +1,16 @@
 /**
  * Cluster and Sentinel figures on real processes. Throughput of one GET/SET workload (keys over many hash slots)
  * through this layer on one `redis-server` and on a 3-master, 3-replica `RedisTestCluster`, in alternating rounds, with
- * raw ioredis (`Redis` against `Cluster`) measured in the same rounds as the reference pair. Then failover: a master
+ * raw ioredis (`Redis` against `Cluster`) measured in the same rounds as the reference pair. Then per-node batching on
+ * the same cluster: GET and SET (each alone) through the layer with its defaults against raw ioredis `Cluster` with
+ * `enableAutoPipelining: true` (the performance issue's Cluster goal, >= 0.85x). Then failover: a master
  * frozen with SIGSTOP (the master of a key on the cluster, the master of a `RedisTestSentinel`), timed from the freeze
  * to the layer noticing and to its first successful write, with the test settings of
  * test/RedisService.topology.test.ts.
  *
  * ```sh
- * npm run bench -- --only=cluster            # about 25 s
- * npm run bench -- --only=cluster --quick    # about 15 s
+ * npm run bench -- --only=cluster            # about 40 s
+ * npm run bench -- --only=cluster --quick    # about 25 s
  * ```
  *
  * @since 0.1.0
@@ -19,12 +21,10 @@ import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as References from "effect/References"
 import { Cluster, Redis } from "ioredis"
-import type { RedisOptions } from "../src/RedisConfig.ts"
-import * as RedisService from "../src/RedisService.ts"
-import * as RedisTestCluster from "../src/testing/RedisTestCluster.ts"
-import * as RedisTestSentinel from "../src/testing/RedisTestSentinel.ts"
-import * as RedisTestServer from "../src/testing/RedisTestServer.ts"
+import type { RedisOptions, RedisServiceShape } from "../src/index.ts"
+import { RedisTestCluster, RedisTestSentinel, RedisTestServer } from "../src/testing/index.ts"
 import { failoverOptions } from "../test/helpers.ts"
+import { layerService } from "./clients.ts"
 import { formatMillis, formatNumber, formatSpread, percentiles, ratio, type Spread, spread, table } from "./stats.ts"
 
 /**
@@ -35,6 +35,8 @@ import { formatMillis, formatNumber, formatSpread, percentiles, ratio, type Spre
  */
 export interface ClusterBenchOptions {
   readonly concurrencies: ReadonlyArray<number>
+  /** Rounds of the per-node batching comparison (GET and SET each alone, at every concurrency). */
+  readonly batchingRounds: number
   /** Distinct keys of the workload (they hash to about as many slots). */
   readonly keys: number
   readonly rounds: number
@@ -80,6 +82,46 @@ export interface ThroughputScenario {
   readonly layerRatio: Spread
   readonly rawRatio: Spread
 }
+
+/**
+ * One operation at one concurrency of the per-node batching comparison.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface BatchingScenario {
+  readonly operation: "GET" | "SET"
+  readonly concurrency: number
+  /** By client id: `layer-cluster`, `layer-cluster-ap`, `raw-cluster`, `raw-cluster-ap`. */
+  readonly clients: Record<string, ClientFigures | { readonly notRun: string }>
+  /** Per-round throughput ratios, the layer (defaults) / raw ioredis `Cluster` auto-pipelined: the goal's figure. */
+  readonly layerVsAutoPipelined: Spread
+  /** The same for the layer with `autoPipelining: true`. */
+  readonly layerAutoPipeliningVsAutoPipelined: Spread
+  /** Per-round CPU-per-operation ratios, the layer (defaults) / raw ioredis `Cluster` auto-pipelined. */
+  readonly layerCpuVsAutoPipelined: Spread
+  /** `layerVsAutoPipelined.median >= batchingGoal`; `undefined` when a client did not run. */
+  readonly goalMet: boolean | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface BatchingResult {
+  /** How many of the workload's keys each master holds. */
+  readonly keysPerMaster: ReadonlyArray<number>
+  readonly scenarios: ReadonlyArray<BatchingScenario>
+}
+
+/**
+ * The performance issue's Cluster goal: the layer with its default options at least this fraction of raw ioredis
+ * `Cluster` with auto-pipelining (median of per-round ratios), GET and SET at every concurrency.
+ *
+ * @since 0.1.0
+ * @category settings
+ */
+export const batchingGoal = 0.85
 
 /**
  * How and when the layer noticed the frozen master (`undefined`: not before writes came back or the timeout).
@@ -138,6 +180,7 @@ export interface FailoverResult {
  */
 export interface ClusterBenchResult {
   readonly throughput: ReadonlyArray<ThroughputScenario> | { readonly notRun: string }
+  readonly batching: BatchingResult | { readonly notRun: string }
   readonly clusterFailover: FailoverResult | { readonly notRun: string }
   readonly sentinelFailover: FailoverResult | { readonly notRun: string }
 }
@@ -187,6 +230,17 @@ export const labels: Record<string, string> = {
   "layer-standalone": "this layer, one node",
   "layer-cluster": "this layer, cluster",
   "raw-standalone": "raw ioredis Redis, one node",
+  "raw-cluster": "raw ioredis Cluster"
+}
+
+/**
+ * @since 0.1.0
+ * @category labels
+ */
+export const batchingLabels: Record<string, string> = {
+  "layer-cluster": "this layer, cluster (defaults)",
+  "layer-cluster-ap": "this layer, cluster, autoPipelining: true",
+  "raw-cluster-ap": "raw ioredis Cluster, enableAutoPipelining",
   "raw-cluster": "raw ioredis Cluster"
 }
 
@@ -280,35 +334,69 @@ const rawClient = <C extends Redis | Cluster>(make: () => C) =>
     (client) => Effect.sync(() => client.disconnect())
   )
 
-/** The four contenders on one server and one cluster, with every key of the workload written first. */
+/**
+ * The clients on one server and one cluster, with every key of the workload written first: the four of the mixed
+ * workload, and the contenders of the per-node batching comparison for one operation.
+ */
 const contenders = Effect.fnUntraced(function*(
   server: RedisTestServer.RedisTestServer,
   cluster: RedisTestCluster.RedisTestCluster,
   keys: ReadonlyArray<string>
 ) {
-  const layerStandalone = yield* RedisService.make({ url: server.url, awaitReady: true })
-  const layerCluster = yield* RedisService.make({
-    topology: { _tag: "Cluster", nodes: cluster.startupNodes },
-    awaitReady: true
+  const layerStandalone = yield* layerService({ url: server.url, awaitReady: true })
+  const clusterTopology = { _tag: "Cluster", nodes: cluster.startupNodes } as const
+  const layerCluster = yield* layerService({ topology: clusterTopology, awaitReady: true })
+  const layerClusterPipelined = yield* layerService({
+    topology: clusterTopology,
+    awaitReady: true,
+    autoPipelining: true
   })
   const rawStandalone = yield* rawClient(() => new Redis({ host: server.host, port: server.port }))
   const rawCluster = yield* rawClient(() => new Cluster([...cluster.startupNodes]))
+  const rawClusterPipelined = yield* rawClient(() =>
+    new Cluster([...cluster.startupNodes], { enableAutoPipelining: true })
+  )
   yield* Effect.tryPromise({
     try: () => Promise.all(keys.map((key) => Promise.all([rawStandalone.set(key, value), rawCluster.set(key, value)]))),
     catch: (cause) => cause
   })
+  // Every master holds some of the keys (the cluster is fresh: a master's DBSIZE is its share of them), so that the
+  // comparison is of batching per node, not on one node.
+  const keysPerMaster = yield* Effect.tryPromise({
+    try: () => Promise.all(rawCluster.nodes("master").map((node) => node.dbsize())),
+    catch: (cause) => cause
+  })
+  if (keysPerMaster.length < cluster.masters.length || keysPerMaster.some((count) => count === 0)) {
+    return yield* Effect.fail(
+      new Error(`the ${keys.length} keys are spread ${keysPerMaster.join("/")} over the masters`)
+    )
+  }
   const k = keys.length
-  const effectOp = (redis: RedisService.RedisServiceShape) => (n: number) =>
+  const effectOp = (redis: RedisServiceShape) => (n: number) =>
     (n & 1) === 0 ? redis.get(keys[(n >> 1) % k]!) : redis.set(keys[(n >> 1) % k]!, value)
   const promiseOp = (client: Redis | Cluster) => (n: number) =>
     (n & 1) === 0 ? client.get(keys[(n >> 1) % k]!) : client.set(keys[(n >> 1) % k]!, value)
-  const all: ReadonlyArray<Contender> = [
+  const mixed: ReadonlyArray<Contender> = [
     { _tag: "Effect", id: "layer-standalone", op: effectOp(layerStandalone) },
     { _tag: "Effect", id: "layer-cluster", op: effectOp(layerCluster) },
     { _tag: "Promise", id: "raw-standalone", op: promiseOp(rawStandalone) },
     { _tag: "Promise", id: "raw-cluster", op: promiseOp(rawCluster) }
   ]
-  return all
+  const layerOp = (redis: RedisServiceShape, operation: "GET" | "SET") =>
+    operation === "GET"
+      ? (n: number) => redis.get(keys[n % k]!)
+      : (n: number) => redis.set(keys[n % k]!, value)
+  const rawOp = (client: Cluster, operation: "GET" | "SET") =>
+    operation === "GET"
+      ? (n: number) => client.get(keys[n % k]!)
+      : (n: number) => client.set(keys[n % k]!, value)
+  const batching = (operation: "GET" | "SET"): ReadonlyArray<Contender> => [
+    { _tag: "Effect", id: "layer-cluster", op: layerOp(layerCluster, operation) },
+    { _tag: "Promise", id: "raw-cluster-ap", op: rawOp(rawClusterPipelined, operation) },
+    { _tag: "Effect", id: "layer-cluster-ap", op: layerOp(layerClusterPipelined, operation) },
+    { _tag: "Promise", id: "raw-cluster", op: rawOp(rawCluster, operation) }
+  ]
+  return { mixed, batching, keysPerMaster }
 })
 
 interface Accumulator {
@@ -321,6 +409,70 @@ interface Accumulator {
   failure: string | undefined
 }
 
+/**
+ * `rounds` rounds of every contender at one concurrency, in an order rotated by one every round; per contender, the
+ * figures and every round's throughput and CPU per operation (for per-round ratios).
+ */
+const measureRounds = Effect.fnUntraced(function*(
+  all: ReadonlyArray<Contender>,
+  concurrency: number,
+  rounds: number,
+  cellMillis: number,
+  samples: Float64Array,
+  progress: (round: number) => void
+) {
+  const accumulators = new Map(all.map((contender) => [contender.id, {
+    opsPerSecond: [],
+    cpuMicrosPerOp: [],
+    p50: [],
+    p99: [],
+    failedOps: 0,
+    firstError: undefined,
+    failure: undefined
+  } as Accumulator]))
+  for (let round = 0; round < rounds; round++) {
+    progress(round)
+    for (let i = 0; i < all.length; i++) {
+      const contender = all[(i + round) % all.length]!
+      const accumulator = accumulators.get(contender.id)!
+      if (accumulator.failure !== undefined) continue
+      collectGarbage("minor")
+      const cell = yield* Effect.result(runCell(contender, concurrency, cellMillis, samples))
+      if (cell._tag === "Failure") {
+        accumulator.failure = `failed: ${errorMessage(cell.failure)}`
+        continue
+      }
+      const [p50, p99] = percentiles(samples, cell.success.recorded, [50, 99])
+      accumulator.opsPerSecond.push(cell.success.ops / cell.success.seconds)
+      accumulator.cpuMicrosPerOp.push(cell.success.cpuMicros / cell.success.ops)
+      accumulator.p50.push(p50!)
+      accumulator.p99.push(p99!)
+      accumulator.failedOps += cell.success.failed
+      accumulator.firstError ??= cell.success.firstError
+    }
+  }
+  const clients: Record<string, ClientFigures | { readonly notRun: string }> = {}
+  for (const [id, accumulator] of accumulators) {
+    clients[id] = accumulator.failure !== undefined
+      ? { notRun: accumulator.failure }
+      : {
+        opsPerSecond: spread(accumulator.opsPerSecond),
+        cpuMicrosPerOp: spread(accumulator.cpuMicrosPerOp),
+        p50: spread(accumulator.p50),
+        p99: spread(accumulator.p99),
+        failedOps: accumulator.failedOps,
+        ...(accumulator.firstError === undefined ? {} : { firstError: accumulator.firstError })
+      }
+  }
+  // Median of the per-round ratios of two contenders' figures (NaN figures when one did not run).
+  const ratioOf = (numerator: string, denominator: string, pick: (a: Accumulator) => ReadonlyArray<number>) => {
+    const a = accumulators.get(numerator)!
+    const b = accumulators.get(denominator)!
+    return a.failure !== undefined || b.failure !== undefined ? spread([]) : ratio(spread(pick(a)), spread(pick(b)))
+  }
+  return { clients, ratioOf }
+})
+
 const throughput = Effect.fnUntraced(function*(
   server: RedisTestServer.RedisTestServer,
   cluster: RedisTestCluster.RedisTestCluster,
@@ -328,73 +480,57 @@ const throughput = Effect.fnUntraced(function*(
 ) {
   const progress = options.onProgress ?? (() => {})
   const keys = Array.from({ length: options.keys }, (_, i) => `bench:cluster:${i}`)
-  const all = yield* contenders(server, cluster, keys)
+  const { batching, keysPerMaster, mixed } = yield* contenders(server, cluster, keys)
   const samples = new Float64Array(1 << 20)
   const warmupConcurrency = Math.max(...options.concurrencies)
-  for (const contender of all) {
+  for (const contender of [...mixed, ...batching("GET"), ...batching("SET")]) {
     yield* Effect.ignore(runCell(contender, warmupConcurrency, options.warmupMillis, samples))
   }
   collectGarbage("major")
   const scenarios: Array<ThroughputScenario> = []
   for (const concurrency of options.concurrencies) {
-    const accumulators = new Map(all.map((contender) => [contender.id, {
-      opsPerSecond: [],
-      cpuMicrosPerOp: [],
-      p50: [],
-      p99: [],
-      failedOps: 0,
-      firstError: undefined,
-      failure: undefined
-    } as Accumulator]))
-    for (let round = 0; round < options.rounds; round++) {
-      progress(`cluster throughput c=${concurrency} round ${round + 1}/${options.rounds}`)
-      for (let i = 0; i < all.length; i++) {
-        const contender = all[(i + round) % all.length]!
-        const accumulator = accumulators.get(contender.id)!
-        if (accumulator.failure !== undefined) continue
-        collectGarbage("minor")
-        const cell = yield* Effect.result(runCell(contender, concurrency, options.cellMillis, samples))
-        if (cell._tag === "Failure") {
-          accumulator.failure = `failed: ${errorMessage(cell.failure)}`
-          continue
-        }
-        const [p50, p99] = percentiles(samples, cell.success.recorded, [50, 99])
-        accumulator.opsPerSecond.push(cell.success.ops / cell.success.seconds)
-        accumulator.cpuMicrosPerOp.push(cell.success.cpuMicros / cell.success.ops)
-        accumulator.p50.push(p50!)
-        accumulator.p99.push(p99!)
-        accumulator.failedOps += cell.success.failed
-        accumulator.firstError ??= cell.success.firstError
-      }
-    }
-    const clients: Record<string, ClientFigures | { readonly notRun: string }> = {}
-    for (const [id, accumulator] of accumulators) {
-      clients[id] = accumulator.failure !== undefined
-        ? { notRun: accumulator.failure }
-        : {
-          opsPerSecond: spread(accumulator.opsPerSecond),
-          cpuMicrosPerOp: spread(accumulator.cpuMicrosPerOp),
-          p50: spread(accumulator.p50),
-          p99: spread(accumulator.p99),
-          failedOps: accumulator.failedOps,
-          ...(accumulator.firstError === undefined ? {} : { firstError: accumulator.firstError })
-        }
-    }
-    const ratioOf = (numerator: string, denominator: string) => {
-      const a = accumulators.get(numerator)!
-      const b = accumulators.get(denominator)!
-      return a.failure !== undefined || b.failure !== undefined
-        ? spread([])
-        : ratio(spread(a.opsPerSecond), spread(b.opsPerSecond))
-    }
+    const { clients, ratioOf } = yield* measureRounds(
+      mixed,
+      concurrency,
+      options.rounds,
+      options.cellMillis,
+      samples,
+      (round) => progress(`cluster throughput c=${concurrency} round ${round + 1}/${options.rounds}`)
+    )
+    const opsPerSecond = (a: Accumulator) => a.opsPerSecond
     scenarios.push({
       concurrency,
       clients,
-      layerRatio: ratioOf("layer-cluster", "layer-standalone"),
-      rawRatio: ratioOf("raw-cluster", "raw-standalone")
+      layerRatio: ratioOf("layer-cluster", "layer-standalone", opsPerSecond),
+      rawRatio: ratioOf("raw-cluster", "raw-standalone", opsPerSecond)
     })
   }
-  return scenarios
+  const batchingScenarios: Array<BatchingScenario> = []
+  for (const operation of ["GET", "SET"] as const) {
+    for (const concurrency of options.concurrencies) {
+      const { clients, ratioOf } = yield* measureRounds(
+        batching(operation),
+        concurrency,
+        options.batchingRounds,
+        options.cellMillis,
+        samples,
+        (round) =>
+          progress(`cluster batching ${operation} c=${concurrency} round ${round + 1}/${options.batchingRounds}`)
+      )
+      const opsPerSecond = (a: Accumulator) => a.opsPerSecond
+      const layerVsAutoPipelined = ratioOf("layer-cluster", "raw-cluster-ap", opsPerSecond)
+      batchingScenarios.push({
+        operation,
+        concurrency,
+        clients,
+        layerVsAutoPipelined,
+        layerAutoPipeliningVsAutoPipelined: ratioOf("layer-cluster-ap", "raw-cluster-ap", opsPerSecond),
+        layerCpuVsAutoPipelined: ratioOf("layer-cluster", "raw-cluster-ap", (a) => a.cpuMicrosPerOp),
+        goalMet: Number.isFinite(layerVsAutoPipelined.median) ? layerVsAutoPipelined.median >= batchingGoal : undefined
+      })
+    }
+  }
+  return { scenarios, batching: { keysPerMaster, scenarios: batchingScenarios } }
 })
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -425,7 +561,7 @@ const waitFor = (check: Effect.Effect<boolean, unknown>, timeoutMillis: number) 
   })
 
 /** The layer is ready, its circuit closed, and a write of `key` succeeds. */
-const layerReady = (redis: RedisService.RedisServiceShape, key: string, timeoutMillis: number) =>
+const layerReady = (redis: RedisServiceShape, key: string, timeoutMillis: number) =>
   waitFor(
     Effect.gen(function*() {
       const health = yield* redis.health
@@ -444,7 +580,7 @@ const nodeRecoveries = (health: object): number | undefined =>
  * reported itself master, and the first successful write of `key`. Resumes the frozen server before returning.
  */
 const measureFailover = (
-  redis: RedisService.RedisServiceShape,
+  redis: RedisServiceShape,
   key: string,
   frozen: RedisTestServer.RedisTestServer,
   promotedProbe: Effect.Effect<boolean>,
@@ -562,7 +698,7 @@ const clusterFailover = (
   options: ClusterBenchOptions
 ) =>
   Effect.scoped(Effect.gen(function*() {
-    const redis = yield* RedisService.make({
+    const redis = yield* layerService({
       ...testSettings,
       topology: { _tag: "Cluster", nodes: cluster.startupNodes }
     })
@@ -623,7 +759,7 @@ const sentinelFailover = (options: ClusterBenchOptions) =>
         const starting = now()
         const setup = yield* RedisTestSentinel.make()
         setups.push(now() - starting)
-        const redis = yield* RedisService.make({
+        const redis = yield* layerService({
           ...testSettings,
           topology: {
             _tag: "Sentinel",
@@ -669,17 +805,23 @@ export const run = (options: ClusterBenchOptions): Effect.Effect<ClusterBenchRes
       const starting = now()
       const cluster = yield* RedisTestCluster.make()
       const setupMillis = now() - starting
-      const scenarios = yield* Effect.result(Effect.scoped(throughput(server, cluster, options)))
+      const measured = yield* Effect.result(Effect.scoped(throughput(server, cluster, options)))
       yield* server.stop
       const failover = yield* Effect.result(clusterFailover(cluster, setupMillis, options))
       return {
-        throughput: scenarios._tag === "Success" ? scenarios.success : notRun("cluster throughput", scenarios.failure),
+        throughput: measured._tag === "Success"
+          ? measured.success.scenarios
+          : notRun("cluster throughput", measured.failure),
+        batching: measured._tag === "Success"
+          ? measured.success.batching
+          : notRun("cluster batching", measured.failure),
         clusterFailover: failover._tag === "Success" ? failover.success : notRun("cluster failover", failover.failure)
       }
     })).pipe(
       Effect.catch((cause: unknown) =>
         Effect.succeed({
           throughput: notRun("cluster throughput", cause),
+          batching: notRun("cluster batching", cause),
           clusterFailover: notRun("cluster failover", cause)
         })
       )
@@ -706,6 +848,7 @@ export const defaults = (quick: boolean): Omit<ClusterBenchOptions, "onProgress"
   quick
     ? {
       concurrencies: [64, 256],
+      batchingRounds: 5,
       keys: 1024,
       rounds: 5,
       cellMillis: 80,
@@ -716,6 +859,7 @@ export const defaults = (quick: boolean): Omit<ClusterBenchOptions, "onProgress"
     }
     : {
       concurrencies: [64, 256],
+      batchingRounds: 9,
       keys: 1024,
       rounds: 5,
       cellMillis: 100,
@@ -763,6 +907,62 @@ const formatFailover = (title: string, result: FailoverResult | { readonly notRu
       ["round", "noticed", "by", "circuit open", "promoted", "writes back", "failed writes", "rejoined"],
       rows
     ).split("\n").map((line) => `  ${line}`).join("\n")
+  ]
+}
+
+const formatBatching = (
+  batching: BatchingResult | { readonly notRun: string },
+  options: Omit<ClusterBenchOptions, "onProgress">
+): ReadonlyArray<string> => {
+  if ("notRun" in batching) return ["per-node batching", `  NOT RUN: ${batching.notRun}`]
+  const result = batching.scenarios
+  const name = (s: BatchingScenario) => `${s.operation} c=${s.concurrency}`
+  const indent = (text: string) => text.split("\n").map((line) => `  ${line}`).join("\n")
+  const failures = result.flatMap((s) =>
+    Object.keys(batchingLabels).flatMap((id) => {
+      const figures = s.clients[id]
+      return isFigures(figures) && figures.failedOps > 0
+        ? [`  ${batchingLabels[id]} ${name(s)}: ${figures.failedOps} failed (first: ${figures.firstError})`]
+        : []
+    })
+  )
+  return [
+    `per-node batching, 3 masters: GET or SET over ${options.keys} keys (${batching.keysPerMaster.join(" / ")} per ` +
+    `master), ${options.batchingRounds} rounds of ${options.cellMillis} ms per client`,
+    "",
+    "  / raw ioredis Cluster with enableAutoPipelining, median (min–max) of per-round ratios",
+    indent(table(
+      ["", ...result.map(name)],
+      [
+        ["this layer (defaults): throughput", ...result.map((s) => formatRatio(s.layerVsAutoPipelined))],
+        ["this layer (defaults): CPU per op", ...result.map((s) => formatRatio(s.layerCpuVsAutoPipelined))],
+        ["this layer, autoPipelining: true", ...result.map((s) => formatRatio(s.layerAutoPipeliningVsAutoPipelined))]
+      ]
+    )),
+    "",
+    ...result.map((s) =>
+      `  ${s.goalMet === undefined ? "?     " : s.goalMet ? "met   " : "MISSED"}  ${name(s)}: the layer (defaults) ` +
+      `>= ${batchingGoal}x raw ioredis Cluster auto-pipelined: ${formatRatio(s.layerVsAutoPipelined)}`
+    ),
+    "",
+    indent(table(
+      ["client", ...result.flatMap((s) => [`ops/s ${name(s)}`, "CPU µs/op", "p50"])],
+      Object.keys(batchingLabels).map((id) => [
+        batchingLabels[id]!,
+        ...result.flatMap((s) => {
+          const figures = s.clients[id]
+          return isFigures(figures)
+            ? [
+              formatSpread(figures.opsPerSecond),
+              formatNumber(figures.cpuMicrosPerOp.median, 1),
+              formatMillis(figures.p50.median)
+            ]
+            : [figures?.notRun ?? "not run", "", ""]
+        })
+      ])
+    )),
+    "",
+    ...(failures.length === 0 ? ["  no operation failed"] : ["  failed operations:", ...failures])
   ]
 }
 
@@ -821,6 +1021,7 @@ export const format = (result: ClusterBenchResult, options: Omit<ClusterBenchOpt
     )
     lines.push("", ...(failures.length === 0 ? ["  no operation failed"] : ["  failed operations:", ...failures]))
   }
+  lines.push("", ...formatBatching(result.batching, options))
   lines.push(
     "",
     "failover, a master frozen with SIGSTOP; the layer with the test settings of test/RedisService.topology.test.ts",

@@ -6,14 +6,15 @@
  * npx node bench/hotpath.ts --client=bare --operation=SET --seconds=5
  * ```
  *
- * Clients: the ids of bench/clients.ts (raw, bare, layer, node-redis, cockatiel, opossum, raw-ap, bare-ap).
+ * Clients: the ids of bench/clients.ts (raw, bare, layer, layer-typed, node-redis, cockatiel, opossum, raw-ap, bare-ap,
+ * layer-ap).
  * `npm run bench` is the benchmark; this only prints one throughput figure.
  *
  * @since 0.1.0
  */
 import * as Effect from "effect/Effect"
 import { parseArgs } from "node:util"
-import * as RedisTestServer from "../src/testing/RedisTestServer.ts"
+import { RedisTestServer } from "../src/testing/index.ts"
 import * as Clients from "./clients.ts"
 import * as Throughput from "./throughput.ts"
 

@@ -4,7 +4,7 @@
  * processes. Prints tables (ratios first) and writes `bench/results/latest.json`.
  *
  * ```sh
- * npm run bench                 # full: under 3 minutes (the cluster section about 25 s)
+ * npm run bench                 # full: about 3 minutes (the cluster section about 40 s)
  * npm run bench -- --quick      # quick: about 1 minute, fewer and shorter rounds, a 10 s outage
  * npm run bench -- --only=throughput   # or --only=resilience, --only=cache, --only=cluster
  * npm run bench -- --no-pin            # do not pin the process and the server to CPUs
@@ -19,7 +19,7 @@ import { execFileSync } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import { parseArgs } from "node:util"
-import * as RedisTestServer from "../src/testing/RedisTestServer.ts"
+import { RedisTestServer } from "../src/testing/index.ts"
 import * as Cache from "./cache.ts"
 import * as Clients from "./clients.ts"
 import * as ClusterBench from "./cluster.ts"
@@ -54,7 +54,8 @@ const sections = {
 // The cache figures with bench/cache.ts' quick settings (about 5 s); `npx node bench/cache.ts` runs its full set.
 const cacheOptions: Cache.CacheBenchOptions = Cache.defaults(true)
 
-// One node against a 3-master cluster, and failover times (bench/cluster.ts): about 25 s, quick about 15 s.
+// One node against a 3-master cluster, per-node batching against auto-pipelined ioredis Cluster, and failover times
+// (bench/cluster.ts): about 40 s, quick about 25 s.
 const clusterOptions = ClusterBench.defaults(quick)
 
 const throughputOptions: Throughput.ThroughputOptions = quick

@@ -19,7 +19,7 @@ import * as Throughput from "./throughput.ts"
  * @since 0.1.0
  * @category constants
  */
-export const clientIds: ReadonlyArray<string> = ["raw", "bare", "layer", "cockatiel", "opossum"]
+export const clientIds: ReadonlyArray<string> = ["raw", "bare", "layer", "layer-typed", "cockatiel", "opossum"]
 
 interface Answerable {
   readonly name: string

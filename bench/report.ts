@@ -24,7 +24,7 @@ import type * as Throughput from "./throughput.ts"
  * @category models
  */
 export interface Ratio {
-  /** `layer` (defaults) or `layer-ap` (`autoPipelining: true`). */
+  /** `layer` (defaults), `layer-ap` (`autoPipelining: true`) or `layer-typed` (`run(Command.get/set)`, defaults). */
   readonly subject: string
   readonly operation: Throughput.Operation
   readonly concurrency: number
@@ -68,7 +68,12 @@ const scenarioName = (scenario: { readonly operation: string; readonly concurren
 const peers = ["bare", "raw", "node-redis", "cockatiel", "opossum", "raw-ap", "bare-ap"]
 /** This layer with `autoPipelining: true` is compared with the auto-pipelined clients and NodeRedis (which pipelines). */
 const pipelinedPeers = ["bare-ap", "raw-ap", "node-redis"]
-const subjects: ReadonlyArray<readonly [string, ReadonlyArray<string>]> = [["layer", peers], ["layer-ap", pipelinedPeers]]
+/** The typed commands (`run(Command.get/set)`) are compared with the layer's own `get`/`set`. */
+const subjects: ReadonlyArray<readonly [string, ReadonlyArray<string>]> = [
+  ["layer", peers],
+  ["layer-ap", pipelinedPeers],
+  ["layer-typed", ["layer"]]
+]
 
 /**
  * Ratios of this layer to every other client in every scenario, and the goals: at least 0.95x the bare Effect
@@ -140,6 +145,19 @@ export const summarize = (scenarios: ReadonlyArray<Throughput.ScenarioResult>): 
       find("node-redis").filter((entry) => entry.concurrency === 256),
       (entry) => entry.cpu,
       (r) => r <= 1
+    ),
+    // The typed commands go through the same path as get/set; "not slower" within the 5% the other goals allow.
+    check(
+      "typed commands (run(Command.get/set)): throughput >= 0.95x get/set at c=1, 64, 256",
+      find("layer", "layer-typed"),
+      throughputOf,
+      (r) => r >= 0.95
+    ),
+    check(
+      "typed commands: p50 latency at concurrency 1 within 5% of get/set",
+      find("layer", "layer-typed").filter((entry) => entry.concurrency === 1),
+      (entry) => entry.p50,
+      (r) => r <= 1.05
     ),
     // The first round's goals.
     check("throughput >= 0.95x the bare Effect.tryPromise wrapper", find("bare"), throughputOf, (r) => r >= 0.95),
@@ -385,14 +403,19 @@ export const overheadReport = (
       return measured(figures) ? formatSpread(nanos(figures)) : figures === undefined ? "" : "not run"
     })
   ])
-  const extra = scenarios.map((scenario) => {
-    const layer = scenario.clients["layer"]
-    const bare = scenario.clients["bare"]
-    return measured(layer) && measured(bare) ? formatNumber(nanos(layer).median - nanos(bare).median) : "-"
-  })
+  const difference = (id: string, base: string) =>
+    scenarios.map((scenario) => {
+      const a = scenario.clients[id]
+      const b = scenario.clients[base]
+      return measured(a) && measured(b) ? formatNumber(nanos(a).median - nanos(b).median) : "-"
+    })
   return [
     "\nHot-path cost without I/O (ioredis answers GET/SET in-process), ns per operation on one core: " +
     `median (min–max) of ${options.rounds} rounds of ${options.cellMillis} ms`,
-    table(["client", ...scenarios.map(scenarioName)], [...rows, ["this layer − bare wrapper", ...extra]])
+    table(["client", ...scenarios.map(scenarioName)], [
+      ...rows,
+      ["this layer − bare wrapper", ...difference("layer", "bare")],
+      ["typed run(Command) − get/set", ...difference("layer-typed", "layer")]
+    ])
   ].join("\n")
 }

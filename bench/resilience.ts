@@ -16,10 +16,9 @@ import * as Fiber from "effect/Fiber"
 import * as Metric from "effect/Metric"
 import type * as Scope from "effect/Scope"
 import { Redis } from "ioredis"
-import type { RedisServiceShape } from "../src/RedisService.ts"
-import * as RedisService from "../src/RedisService.ts"
-import * as ChaosProxy from "../src/testing/ChaosProxy.ts"
-import * as RedisTestServer from "../src/testing/RedisTestServer.ts"
+import type { RedisServiceShape } from "../src/index.ts"
+import { ChaosProxy, RedisTestServer } from "../src/testing/index.ts"
+import { layerService } from "./clients.ts"
 import { percentiles, type Spread, spread } from "./stats.ts"
 
 /**
@@ -224,7 +223,7 @@ const watchedIORedis = (target: { readonly host: string; readonly port: number }
 
 /** The layer with its defaults (plus `awaitReady`, so that the figures start from a ready connection). */
 const layer = (url: string): Effect.Effect<RedisServiceShape, unknown, Scope.Scope> =>
-  RedisService.make({ url, awaitReady: true })
+  layerService({ url, awaitReady: true })
 
 /** Resolves `true`/`false` with the command's outcome, or `undefined` when it has not settled within `millis`. */
 const settleWithin = <A>(promise: Promise<A>, millis: number): Promise<boolean | undefined> =>
