@@ -90,6 +90,9 @@ const makeClient = (
     maxRedirections: 16,
     // CLUSTER SLOTS is a command: a frozen node is given up on after commandTimeout, and the next node is asked.
     slotsRefreshTimeout: Duration.toMillis(config.commandTimeout),
+    // The slot map is also read every 5 s: a failover is otherwise learnt only from a failing command or a MOVED, and a
+    // command the old master accepts after it came back as a replica (SPUBLISH: 0 receivers) would never tell.
+    slotsRefreshInterval: slotsRefreshMillis,
     // A Cluster pipelines per node itself; its node connections must not do it again.
     ...(enableAutoPipelining === true ? { enableAutoPipelining } : {}),
     ...(keyPrefix === undefined ? {} : { keyPrefix }),
@@ -97,6 +100,9 @@ const makeClient = (
     redisOptions: nodeOptions
   })
 }
+
+/** How often a Cluster client reads the slot map again, unless `RedisOptions.ioredis.slotsRefreshInterval` says. */
+export const slotsRefreshMillis = 5_000
 
 /**
  * Drops a Cluster node connection that does not become ready within `millis` of starting to open. ioredis holds the
