@@ -6,6 +6,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber, Option, Schema, Stream } from "effect"
 import * as Channels from "../src/RedisChannel.ts"
+import * as fc from "fast-check"
 import { slotOf } from "../src/internal/topology/slot.ts"
 import type { RedisOptions } from "../src/index.ts"
 import * as RedisService from "../src/RedisService.ts"
@@ -74,6 +75,27 @@ describe("ClusterSlot", () => {
     assert.strictEqual(slotOf("foo{}{bar}"), slotOf("foo{}{bar}")) // an empty tag hashes the whole name
     assert.notStrictEqual(slotOf("foo{}{bar}"), slotOf("bar"))
     assert.strictEqual(slotOf("foo{{bar}}zap"), slotOf("{bar"))
+  })
+  it("slotOf agrees with CRC16 over the UTF-8 bytes for any key (the ASCII fast path included)", () => {
+    const table = Array.from({ length: 256 }, (_, byte) => {
+      let crc = byte << 8
+      for (let bit = 0; bit < 8; bit++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff
+      return crc
+    })
+    const reference = (key: string): number => {
+      let bytes = new TextEncoder().encode(key)
+      const open = bytes.indexOf(0x7b)
+      const close = open === -1 ? -1 : bytes.indexOf(0x7d, open + 1)
+      if (close > open + 1) bytes = bytes.subarray(open + 1, close)
+      let crc = 0
+      for (const byte of bytes) crc = ((crc << 8) & 0xffff) ^ table[((crc >> 8) ^ byte) & 0xff]!
+      return crc % 16384
+    }
+    const pieces = fc.oneof(fc.constantFrom("{", "}", "{}", "user:", "é", "😀", "\u007f", "\u0080"), fc.string())
+    fc.assert(fc.property(fc.array(pieces, { maxLength: 8 }), (parts) => {
+      const key = parts.join("")
+      assert.strictEqual(slotOf(key), reference(key), JSON.stringify(key))
+    }), { numRuns: 2000 })
   })
 })
 

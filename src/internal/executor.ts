@@ -97,7 +97,9 @@ export const make = (
 
   const { nodeOf, report, succeeded, wrongRole } = reporter(connection, breaker, nodes)
 
-  const cork = connection.connector.corks ? corker() : undefined
+  // One server, Sentinel: the shared socket is corked for the tick. Cluster: the connection of the master each key
+  // routes to, so that each node's commands of a tick go out in one write.
+  const cork = connection.connector.corks ? corker() : nodes !== undefined ? nodeCorker() : undefined
 
   const timedOut = (name: string) => commandTimedOut(name, commandTimeout)
 
@@ -112,7 +114,8 @@ export const make = (
     live: Connection.Live,
     start: number,
     sentAt: number,
-    resume: (effect: Effect.Effect<A, RedisError>) => void
+    resume: (effect: Effect.Effect<A, RedisError>) => void,
+    node: string | undefined
   ): void => {
     const name = call.name
     // `start` times the whole call (a wait for a connection included); the deadline counts from the send.
@@ -124,7 +127,7 @@ export const make = (
     // ioredis rejects with the same "Connection is closed." whether or not it wrote the command: a client that has
     // already ended writes nothing.
     const sent = live.client.status !== "end"
-    cork?.(live.client)
+    cork?.(live.client, node)
     let promise: Promise<unknown>
     try {
       promise = call.run(live.client)
@@ -143,7 +146,7 @@ export const make = (
           // A decoder rejects a reply that does not fit with a DecodeError; anything else thrown is a bug.
           return resume(isRedisError(defect) ? Effect.fail(defect) : Effect.die(defect))
         }
-        resume(succeeded(call, live, result))
+        resume(succeeded(node, result))
       },
       (cause: unknown) => {
         if (deadline.settled) return
@@ -180,7 +183,7 @@ export const make = (
         const node = nodeOf(call, live)
         return node !== undefined && nodes!.isOpen(node)
           ? rejected(call, canRetry, start, node)
-          : Effect.callback<A, RedisError>((resume) => send(call, canRetry, live, start, now(), resume))
+          : Effect.callback<A, RedisError>((resume) => send(call, canRetry, live, start, now(), resume, node))
       })
     )
 
@@ -192,7 +195,7 @@ export const make = (
     if (live === undefined) return resume(waitThenSend(call, canRetry, start))
     const node = nodeOf(call, live)
     if (node !== undefined && nodes!.isOpen(node)) return resume(rejected(call, canRetry, start, node))
-    return send(call, canRetry, live, start, start, resume)
+    return send(call, canRetry, live, start, start, resume, node)
   }
 
   // The retry of a command that was sent: if the retry never reaches the server (no connection in time, the circuit
@@ -275,10 +278,10 @@ const reporter = (
     return node === undefined ? breaker.onFailure : nodes!.onFailure(node)
   }
 
-  const succeeded = <A>(call: Call<A>, live: Connection.Live, result: A): Effect.Effect<A> => {
+  // `node`: the master the call's key routed to when it was sent (see `nodeOf`).
+  const succeeded = <A>(node: string | undefined, result: A): Effect.Effect<A> => {
     const state = breaker.current()
     const healthy = state._tag === "Closed" && state.failures === 0
-    const node = nodeOf(call, live)
     if (node === undefined) return healthy ? Effect.succeed(result) : Effect.as(breaker.onSuccess, result)
     const told = healthy ? nodes!.onSuccess(node) : Effect.andThen(breaker.onSuccess, nodes!.onSuccess(node))
     return Effect.as(told, result)
@@ -287,11 +290,23 @@ const reporter = (
   return { nodeOf, report, succeeded, wrongRole }
 }
 
+type Corkable = {
+  readonly stream?: { cork(): void; uncork(): void; writable?: boolean } | undefined
+  readonly commandQueue?: { readonly length: number } | undefined
+}
+
+// The socket worth corking: one with replies awaited (a lone command, at concurrency 1, is written at once, not a tick
+// later) that is open.
+const corkable = (redis: Corkable | undefined) => {
+  if (redis === undefined || redis.commandQueue?.length === 0) return undefined
+  const stream = redis.stream
+  return stream === undefined || stream.writable === false ? undefined : stream
+}
+
 /**
  * Commands issued in the same tick go out in one write: the socket is corked at the first and uncorked once the
  * tick's work is done (process.nextTick runs after the current microtasks, where the fibers resumed by one batch of
- * replies issue their next commands). A lone command is not corked. A Cluster writes to many node sockets: not
- * corked (see the connector's `corks`).
+ * replies issue their next commands). A lone command is not corked. A Cluster corks per node (`nodeCorker`).
  *
  * @internal
  */
@@ -302,18 +317,38 @@ const corker = () => {
     corked = undefined
     stream?.uncork()
   }
-  return (client: Connection.Client): void => {
+  return (client: Connection.Client, _node: string | undefined): void => {
     if (corked !== undefined) return
-    const redis = client as {
-      readonly stream?: { cork(): void; uncork(): void; writable?: boolean }
-      readonly commandQueue?: { readonly length: number }
-    }
-    // Nothing awaiting a reply: a lone command (concurrency 1) is written at once, not a tick later.
-    if (redis.commandQueue?.length === 0) return
-    const stream = redis.stream
-    if (stream === undefined || stream.writable === false) return
+    const stream = corkable(client as Corkable)
+    if (stream === undefined) return
     stream.cork()
     corked = stream
     process.nextTick(uncork)
+  }
+}
+
+/**
+ * The Cluster's corker: the connection of the master a key routes to (found in ioredis' pool by the address the slot
+ * map names) is corked until the event loop's poll phase is over (`setImmediate`), when every node's replies of this
+ * turn have been read and the commands they released were issued. A command without a key is written at once.
+ *
+ * @internal
+ */
+const nodeCorker = () => {
+  let corked: Array<{ uncork(): void }> = []
+  const uncork = () => {
+    const streams = corked
+    corked = []
+    for (const stream of streams) stream.uncork()
+  }
+  return (client: Connection.Client, node: string | undefined): void => {
+    if (node === undefined) return
+    const pool = (client as unknown as { readonly connectionPool?: { getInstanceByKey(key: string): unknown } })
+      .connectionPool
+    const stream = corkable(pool?.getInstanceByKey(node) as Corkable | undefined)
+    if (stream === undefined || corked.includes(stream)) return
+    stream.cork()
+    if (corked.length === 0) setImmediate(uncork)
+    corked.push(stream)
   }
 }

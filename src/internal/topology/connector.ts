@@ -65,8 +65,8 @@ export interface Connector {
    */
   readonly slotted: boolean
   /**
-   * The executor corks the socket to write a tick's commands at once. A Cluster writes to many node sockets and
-   * pipelines per node itself.
+   * The executor corks the client's socket to write a tick's commands at once. A Cluster writes to many node sockets:
+   * the executor corks each master's connection instead (see `nodeCorker`).
    */
   readonly corks: boolean
   /** A READONLY reply means the master moved (Sentinel failover, Cluster), not a plain reply error. */

@@ -36,7 +36,30 @@ const encoder = new TextEncoder()
  * @since 0.1.0
  * @category slots
  */
-export const slotOf = (key: string): number => {
+export const slotOf = (key: string): number => asciiSlot(key) ?? utf8Slot(key)
+
+// An ASCII key (the common case) is its own UTF-8: hashed from its char codes, with no buffer made per call. The tag
+// is the part between the first `{` and the next `}`; `undefined` for a key with any other character.
+const asciiSlot = (key: string): number | undefined => {
+  let open = -1
+  let close = -1
+  for (let i = 0; i < key.length; i++) {
+    const c = key.charCodeAt(i)
+    if (c > 0x7f) return undefined
+    if (open === -1) {
+      if (c === 0x7b) open = i
+    } else if (close === -1 && c === 0x7d) close = i
+  }
+  const tagged = open !== -1 && close > open + 1
+  const end = tagged ? close : key.length
+  let crc = 0
+  for (let i = tagged ? open + 1 : 0; i < end; i++) {
+    crc = ((crc << 8) & 0xffff) ^ table[((crc >> 8) ^ key.charCodeAt(i)) & 0xff]!
+  }
+  return crc % slotCount
+}
+
+const utf8Slot = (key: string): number => {
   const bytes = encoder.encode(key)
   const open = bytes.indexOf(0x7b) // {
   if (open !== -1) {
