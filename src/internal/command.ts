@@ -58,6 +58,13 @@ export interface Command<out A> {
    * @internal
    */
   readonly send?: ((client: Sender) => Promise<unknown>) | undefined
+  /**
+   * Built by the typed catalog, whose commands never change the shared connection's state nor block it: the shared
+   * connection's refusal check is skipped for it.
+   *
+   * @internal
+   */
+  readonly vetted?: boolean | undefined
 }
 
 /**
@@ -124,8 +131,39 @@ export const make = <A = unknown>(options: MakeOptions<A>): Command<A> => ({
   decode: options.decode ?? ((reply) => reply as A),
   invalid: options.invalid,
   transactional: options.transactional,
-  send: options.send
+  send: options.send,
+  vetted: false
 })
+
+/**
+ * A command of the typed catalog, built as it is: its name is already upper case and its flags come from the
+ * catalog's table (see internal/commands/arguments.ts). Cheaper than `make`, which normalizes what a caller gives.
+ *
+ * @internal
+ */
+export const vetted = <A>(
+  name: string,
+  args: ReadonlyArray<Argument>,
+  keys: ReadonlyArray<number>,
+  flags: { readonly idempotent: boolean; readonly readOnly: boolean },
+  decode: (reply: unknown) => A,
+  binary: boolean,
+  invalid: InvalidArgument | undefined
+): Command<A> => ({
+  [TypeId]: variance,
+  name,
+  args,
+  keys,
+  idempotent: flags.idempotent,
+  readOnly: flags.readOnly,
+  binary,
+  decode,
+  invalid,
+  transactional: undefined,
+  send: undefined,
+  vetted: true
+})
+
 
 /**
  * Whether a value is a `Command`.
@@ -164,12 +202,33 @@ export const keysOf = (self: Command<unknown>): ReadonlyArray<string> =>
  *
  * @internal
  */
-export const sendOn = (client: Sender, self: Command<unknown>): Promise<unknown> =>
-  self.send !== undefined
-    ? self.send(client)
-    : self.binary
-    ? client.callBuffer(self.name, ...(self.args as Array<Argument>))
+export const sendOn = (client: Sender, self: Command<unknown>): Promise<unknown> => {
+  if (self.send !== undefined) return self.send(client)
+  if (self.binary) return client.callBuffer(self.name, ...(self.args as Array<Argument>))
+  // The commands programs run most go through ioredis' own method, a few dozen nanoseconds cheaper than `call`.
+  const method = self.vetted === true ? direct.get(self.name) : undefined
+  return method !== undefined
+    ? (client as unknown as Record<string, (...args: Array<Argument>) => Promise<unknown>>)[method]!(
+      ...(self.args as Array<Argument>)
+    )
     : client.call(self.name, ...(self.args as Array<Argument>))
+}
+
+// Catalog commands sent through ioredis' method of the same name: plain commands that ioredis neither transforms the
+// arguments nor the reply of, so that the reply is what `call` would give.
+const direct: ReadonlyMap<string, string> = new Map([
+  ["GET", "get"],
+  ["SET", "set"],
+  ["MGET", "mget"],
+  ["DEL", "del"],
+  ["EXISTS", "exists"],
+  ["INCR", "incr"],
+  ["INCRBY", "incrby"],
+  ["DECR", "decr"],
+  ["HGET", "hget"],
+  ["EXPIRE", "expire"],
+  ["PEXPIRE", "pexpire"]
+])
 
 // ---------------------------------------------------------------------------------------------------------------
 // Decoders: each throws a DecodeError naming the command when the reply does not have the expected shape.

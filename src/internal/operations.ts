@@ -129,7 +129,8 @@ export const make = (config: ResolvedRedisConfig, execute: ReturnType<typeof Exe
   }
 
   const runOne = <A>(command: Command<A>): Effect.Effect<A, RedisError> => {
-    const refused = Transaction.rejection(command)
+    // A catalog command never needs the shared connection's refusal check; an argument it refused still fails it.
+    const refused = command.vetted === true ? command.invalid : Transaction.rejection(command)
     return refused !== undefined
       ? Effect.fail(refused)
       : execute(
@@ -138,7 +139,8 @@ export const make = (config: ResolvedRedisConfig, execute: ReturnType<typeof Exe
         (client) => sendOn(client, command),
         command.decode,
         Transaction.firstKey(command),
-        () => queryText(command.name, command.args.length, command.keys)
+        // The command is its own query text (name, arguments, key positions): nothing made per call.
+        command
       )
   }
   const run = <A>(command: Command<A>, runOptions?: RunOptions): Effect.Effect<A, RedisError> => {

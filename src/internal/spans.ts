@@ -16,7 +16,9 @@ import type { RedisError } from "../RedisError.ts"
  * The sanitized `db.query.text` of a call, made only when a span is (and `tracing.queryText` is on): the command name,
  * then `key` for each key position and `?` for every other argument. Never a key or a value.
  */
-export type QueryText = () => string
+export type QueryText =
+  | (() => string)
+  | { readonly name: string; readonly args: ReadonlyArray<unknown>; readonly keys: ReadonlyArray<number> }
 
 type SpanFor = { readonly name: string; readonly options: Tracer.SpanOptions }
 
@@ -33,12 +35,13 @@ export interface Spans {
   readonly traced: (fiber: Fiber.Fiber<unknown, unknown>) => boolean
 }
 
-export const make = (serverAttributes: Readonly<Record<string, string | number>>, queryText = false): Spans => {
+export const make = (serverAttributes: Readonly<Record<string, string | number>>, withQueryText = false): Spans => {
   const spanOptions = new Map<string, SpanFor>()
   const spanFor = (name: string, query?: QueryText): SpanFor => {
-    if (queryText && query !== undefined) {
+    if (withQueryText && query !== undefined) {
       const span = spanFor(name)
-      const attributes = { ...span.options.attributes, "db.query.text": query() }
+      const text = typeof query === "function" ? query() : queryText(query.name, query.args.length, query.keys)
+      const attributes = { ...span.options.attributes, "db.query.text": text }
       return { name: span.name, options: { ...span.options, attributes } }
     }
     let span = spanOptions.get(name)

@@ -9,7 +9,7 @@
 import * as Duration from "effect/Duration"
 import * as O from "effect/Option"
 import { InvalidArgument } from "../../RedisError.ts"
-import { type Argument, type Command, make } from "../command.ts"
+import { type Argument, type Command, vetted } from "../command.ts"
 import { type CommandName, type ReadName, traitsFor, type WriteName } from "./traits.ts"
 
 /**
@@ -55,7 +55,7 @@ export const command = <A>(
   decode: (reply: unknown) => A,
   options?: BuildOptions
 ): Command<A> =>
-  make({ name, args, keys, ...traitsFor(name, args), binary: options?.binary, decode, invalid: options?.invalid })
+  vetted(name, args, keys, traitsFor(name, args), decode, options?.binary ?? false, options?.invalid)
 
 /** A read: a command the table lists as read-only (hence idempotent). @internal */
 export const read: <A>(

@@ -26,6 +26,16 @@ export interface SetOptions {
   readonly keepTtl?: boolean | undefined
 }
 
+// The decoders of the most used commands, made once (not per command built).
+const replies = {
+  get: optionalString("GET"),
+  getBuffer: optionalBuffer("GET"),
+  set: written("SET"),
+  incr: integer("INCR"),
+  decr: integer("DECR"),
+  strlen: integer("STRLEN")
+}
+
 const setArgs = (check: Check, key: string, value: Value, options: SetOptions | undefined): Array<Argument> => {
   const args: Array<Argument> = [key, value]
   if (options?.ttl !== undefined) args.push("PX", check.millis("ttl", options.ttl))
@@ -38,11 +48,11 @@ const setArgs = (check: Check, key: string, value: Value, options: SetOptions | 
 }
 
 /** GET: the value, `None` when the key does not exist. */
-export const get = (key: string): Command<Option.Option<string>> => read("GET", [key], [0], optionalString("GET"))
+export const get = (key: string): Command<Option.Option<string>> => read("GET", [key], [0], replies.get)
 
 /** GET, read as bytes. */
 export const getBuffer = (key: string): Command<Option.Option<Buffer>> =>
-  read("GET", [key], [0], optionalBuffer("GET"), { binary: true })
+  read("GET", [key], [0], replies.getBuffer, { binary: true })
 
 /**
  * SET: true when written, false when `mode` (NX/XX) prevented it. Idempotent (retried after a lost connection)
@@ -51,7 +61,7 @@ export const getBuffer = (key: string): Command<Option.Option<Buffer>> =>
 export const set = (key: string, value: Value, options?: SetOptions): Command<boolean> => {
   const check = new Check("SET")
   const args = setArgs(check, key, value, options)
-  return write("SET", args, [0], written("SET"), { invalid: check.invalid })
+  return write("SET", args, [0], replies.set, { invalid: check.invalid })
 }
 
 /** SET ... GET: writes and returns the previous value. Never retried (a retry would return the new value). */
@@ -151,7 +161,7 @@ const by = (name: "INCRBY" | "DECRBY", key: string, amount: number): Command<num
 }
 
 /** INCR: the new value. Not idempotent. A value beyond 2^53 fails with `DecodeError` (see `incrBigint`). */
-export const incr = (key: string): Command<number> => write("INCR", [key], [0], integer("INCR"))
+export const incr = (key: string): Command<number> => write("INCR", [key], [0], replies.incr)
 
 /** INCRBY: the new value. Not idempotent. `increment` must be a safe integer. */
 export const incrby = (key: string, increment: number): Command<number> => by("INCRBY", key, increment)
@@ -164,7 +174,7 @@ export const incrbyfloat = (key: string, increment: number): Command<number> => 
 }
 
 /** DECR: the new value. Not idempotent. */
-export const decr = (key: string): Command<number> => write("DECR", [key], [0], integer("DECR"))
+export const decr = (key: string): Command<number> => write("DECR", [key], [0], replies.decr)
 
 /** DECRBY: the new value. Not idempotent. */
 export const decrby = (key: string, decrement: number): Command<number> => by("DECRBY", key, decrement)
@@ -206,7 +216,7 @@ export const append = (key: string, value: Value): Command<number> =>
   write("APPEND", [key, value], [0], integer("APPEND"))
 
 /** STRLEN: the length of the value in bytes (0 when the key does not exist). */
-export const strlen = (key: string): Command<number> => read("STRLEN", [key], [0], integer("STRLEN"))
+export const strlen = (key: string): Command<number> => read("STRLEN", [key], [0], replies.strlen)
 
 /** GETRANGE: the substring between two byte offsets (inclusive; negative from the end). */
 export const getrange = (key: string, start: number, end: number): Command<string> => {
