@@ -135,9 +135,9 @@ export interface RedisOptions {
   /** Default `{ _tag: "Standalone" }`. */
   readonly topology?: Topology | undefined
   /**
-   * ioredis auto-pipelining. The layer already sends the commands issued in one tick in one socket write on one
-   * server and behind Sentinel (and is faster that way); on a Cluster, whose node sockets it does not coalesce,
-   * this is the option that batches per node. Default `false`. See docs/benchmarks.md.
+   * ioredis auto-pipelining. The layer already sends the commands issued in one tick in one socket write (on a
+   * Cluster, one per node), and is faster that way than with this option on every topology measured. Default `false`.
+   * See docs/benchmarks.md.
    */
   readonly autoPipelining?: boolean | undefined
   /**
