@@ -65,11 +65,21 @@ import type { RedisSubscriber } from "./RedisSubscriber.ts"
  */
 export class ValueTooLarge extends Data.TaggedError("ValueTooLarge")<{
   readonly message: string
+  /** The key: for code (`error.key`), never rendered (keys may hold ids or tokens). */
   readonly key: string
   /** The size of the encoded value, in UTF-8 bytes. */
   readonly bytes: number
   readonly maxBytes: number
-}> {}
+}> {
+  constructor(
+    props: { readonly message: string; readonly key: string; readonly bytes: number; readonly maxBytes: number }
+  ) {
+    const { key, ...rendered } = props
+    super(rendered as typeof props)
+    // Out of every rendering (JSON.stringify, util.inspect, effect's loggers show enumerable own properties only).
+    Object.defineProperty(this, "key", { enumerable: false, value: key })
+  }
+}
 
 /**
  * The options given to `RedisCache.make` are invalid (a programming error: `make` dies with it).
@@ -224,7 +234,7 @@ const encodeOrFail = <A>(
     case "TooLarge":
       return Exit.fail(
         new ValueTooLarge({
-          message: Codec.tooLargeMessage(key, encoded.bytes, encoded.maxBytes),
+          message: Codec.tooLargeMessage(encoded.bytes, encoded.maxBytes),
           key,
           bytes: encoded.bytes,
           maxBytes: encoded.maxBytes

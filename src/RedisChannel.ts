@@ -25,6 +25,7 @@
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
+import { redactValues } from "./internal/errors/scrub.ts"
 import { DecodeError, EncodeError, type RedisError } from "./RedisError.ts"
 import { RedisService } from "./RedisService.ts"
 
@@ -148,14 +149,14 @@ export const make = <A, I>(options: {
     encode: (value) =>
       encodeJson(value).pipe(
         Effect.mapError((cause) =>
-          new EncodeError({ message: `Cannot encode a payload for channel ${name}: ${cause.message}`, cause })
+          new EncodeError({ message: `Cannot encode a channel's payload: ${redactValues(cause.message)}`, cause })
         )
       ),
     decode: (message) =>
       decodeJson(message).pipe(
         Effect.mapError((cause) =>
           new DecodeError({
-            message: `A message on channel ${name} does not match its schema: ${cause.message}`,
+            message: `A channel's message does not match its schema: ${redactValues(cause.message)}`,
             cause
           })
         )

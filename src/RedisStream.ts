@@ -133,7 +133,7 @@ export const add = <A, I>(
     if (Exit.isFailure(encoded)) {
       return yield* Effect.fail(
         new EncodeError({
-          message: `Cannot encode the entry for ${stream}: ${Consumer.schemaMessage(encoded.cause)}`,
+          message: `Cannot encode the entry: ${Consumer.schemaMessage(encoded.cause)}`,
           key: stream
         })
       )

@@ -325,7 +325,7 @@ describe("cache codec", () => {
       const error = Codec.cannotEncode("d", invalid.failure)
       assert.strictEqual(error._tag, "EncodeError")
       assert.strictEqual(error.key, "d")
-      assert.match(error.message, /^Cannot encode the value for d: /)
+      assert.match(error.message, /^Cannot encode the value: /)
     }
   })
 })

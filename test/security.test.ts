@@ -7,7 +7,10 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import type { Scope } from "effect"
-import { Cause, Console, Effect, Exit, Logger, Metric, Option, Stream } from "effect"
+import { Cause, Console, Effect, Exit, Logger, Metric, Option, Schema, Stream } from "effect"
+import * as RedisCache from "../src/RedisCache.ts"
+import * as RedisChannel from "../src/RedisChannel.ts"
+import * as RedisStream from "../src/RedisStream.ts"
 import { execFileSync } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
@@ -219,6 +222,44 @@ describe("no command argument in what a failed command leaves behind", () => {
         assert.include(String(error), expected.text)
         assert.isAbove(spans.length, 0)
       })))
+
+  it.live("schema-typed paths: EncodeError, DecodeError, ValueTooLarge and the cache's logs carry no key or value", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const server = yield* RedisTestServer.make()
+      const redis = yield* RedisService.make({ ...fastOptions, url: server.url })
+      const provide = Effect.provideService(RedisService.RedisService, redis)
+      // A Schema whose own failure message would quote the value it refuses.
+      const Token = Schema.String.check(Schema.makeFilter((s: string) => s.length < 5 || `value "${s}" got refused`))
+      const channel = RedisChannel.make({ name: KEY, schema: Token })
+      const errors: Array<unknown> = []
+      errors.push(yield* Effect.flip(provide(RedisChannel.publish(channel, TOKEN))))
+      errors.push(yield* Effect.flip(provide(RedisCache.setAs(KEY, Token, TOKEN))))
+      errors.push(yield* Effect.flip(provide(RedisCache.setAs(KEY, Schema.String, TOKEN, { maxValueBytes: 4 }))))
+      errors.push(yield* Effect.flip(provide(RedisStream.add(KEY, Token, TOKEN))))
+      yield* server.command("SET", KEY, JSON.stringify(TOKEN))
+      errors.push(yield* Effect.flip(provide(RedisCache.getAs(KEY, Token))))
+      assert.deepStrictEqual(errors.map((e) => (e as { _tag: string })._tag), [
+        "EncodeError",
+        "EncodeError",
+        "ValueTooLarge",
+        "EncodeError",
+        "DecodeError"
+      ])
+      // Keys stay readable by code.
+      assert.strictEqual((errors[1] as { key?: string }).key, KEY)
+      assert.strictEqual((errors[2] as { key?: string }).key, KEY)
+      // The cache logs an invalid stored value and a computed value that does not encode.
+      const cache = yield* provide(RedisCache.make({ prefix: "c", schema: Token, ttl: "1 minute" }))
+      yield* server.command("SET", `c:${KEY}`, JSON.stringify(TOKEN))
+      const lines: Array<string> = []
+      yield* cache.get(KEY, Effect.succeed(TOKEN)).pipe(
+        Effect.provide(Logger.layer([stockLoggers.consoleLogFmt, stockLoggers.consoleJson])),
+        Effect.provideService(Console.Console, captureConsole(lines))
+      )
+      assert.isAbove(lines.length, 0)
+      const texts = [...(yield* exposed(redis, errors)), ...lines]
+      assertClean(texts, [TOKEN, KEY])
+    })))
 
   failedCommand(
     "OOM on SET key <token>",

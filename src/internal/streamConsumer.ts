@@ -16,6 +16,7 @@ import * as Queue from "effect/Queue"
 import type { RedisBlockingShape } from "../RedisBlocking.ts"
 import { valueCodec, type ValueCodec } from "../RedisCache.ts"
 import { InvalidArgument, isTransient, isWrongRole, type RedisError } from "../RedisError.ts"
+import { redactValues } from "./errors/scrub.ts"
 import type { RedisServiceShape } from "../RedisService.ts"
 import type { AckableEntry, ConsumeOptions, Entry } from "../RedisStream.ts"
 import { make as makeCommand, string } from "./command.ts"
@@ -345,5 +346,6 @@ const recover = <A, R>(c: Consumer<A, R>, error: RedisError): Effect.Effect<void
 /** The message of a Schema failure. @internal */
 export const schemaMessage = (cause: Cause.Cause<unknown>): string => {
   const error = Cause.squash(cause)
-  return error instanceof Error ? error.message : String(error)
+  // What the Schema expected, never the value it was given.
+  return redactValues(error instanceof Error ? error.message : String(error))
 }

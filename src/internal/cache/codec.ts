@@ -9,6 +9,7 @@ import * as Exit from "effect/Exit"
 import type * as Schema from "effect/Schema"
 import type { ValueCodec } from "../../RedisCache.ts"
 import { DecodeError, EncodeError } from "../../RedisError.ts"
+import { redactValues } from "../errors/scrub.ts"
 
 /** What encoding a value for a write gave. */
 export type Encoded =
@@ -19,7 +20,8 @@ export type Encoded =
 /** The message of a Schema failure, for logs and error messages. */
 export const schemaMessage = (exit: Exit.Failure<unknown, Schema.SchemaError>): string => {
   const error = Cause.squash(exit.cause)
-  return error instanceof Error ? error.message : String(error)
+  // What the Schema expected, never the value it was given.
+  return redactValues(error instanceof Error ? error.message : String(error))
 }
 
 /**
@@ -43,13 +45,13 @@ export const encodeForWrite = <A>(codec: ValueCodec<A>, value: A, maxBytes: numb
 }
 
 /** The message of `ValueTooLarge`, also logged when a computed value is too large to cache. */
-export const tooLargeMessage = (key: string, bytes: number, maxBytes: number): string =>
-  `The value for ${key} is ${bytes} bytes encoded, more than the limit of ${maxBytes}; it was not written`
+export const tooLargeMessage = (bytes: number, maxBytes: number): string =>
+  `A value is ${bytes} bytes encoded, more than the limit of ${maxBytes}; it was not written`
 
 /** A value to write that its Schema does not encode: nothing was sent. */
 export const cannotEncode = (key: string, failure: Exit.Failure<unknown, Schema.SchemaError>): EncodeError =>
   new EncodeError({
-    message: `Cannot encode the value for ${key}: ${schemaMessage(failure)}`,
+    message: `Cannot encode the value: ${schemaMessage(failure)}`,
     key,
     cause: Cause.squash(failure.cause)
   })
@@ -57,7 +59,7 @@ export const cannotEncode = (key: string, failure: Exit.Failure<unknown, Schema.
 /** A stored value that its Schema does not decode. */
 export const doesNotMatch = (key: string, failure: Exit.Failure<unknown, Schema.SchemaError>): DecodeError =>
   new DecodeError({
-    message: `The value stored at ${key} does not match its schema: ${schemaMessage(failure)}`,
+    message: `The value stored does not match its schema: ${schemaMessage(failure)}`,
     key,
     cause: Cause.squash(failure.cause)
   })

@@ -74,8 +74,8 @@ const settle = <A, E, R>(
     case "Invalid": {
       counters.invalid++
       return Effect.andThen(
-        Effect.logWarning(`RedisCache ${options.prefix}: the value stored for ${key} is invalid; recomputing`).pipe(
-          Effect.annotateLogs({ ...state.annotations, key, reason: found.reason })
+        Effect.logWarning(`RedisCache ${options.prefix}: a value stored is invalid; recomputing`).pipe(
+          Effect.annotateLogs({ ...state.annotations, reason: found.reason })
         ),
         computeAndStore(state, key, flight, compute)
       )
@@ -144,7 +144,7 @@ const refreshInBackground = <A, E, R>(
       return Store.writeBack(state, key, value)
     }),
     Effect.catchCause((cause) =>
-      Effect.logDebug(`RedisCache ${state.options.prefix}: background refresh of ${key} failed`, cause).pipe(
+      Effect.logDebug(`RedisCache ${state.options.prefix}: a background refresh failed`, cause).pipe(
         Effect.annotateLogs(state.annotations)
       )
     ),

@@ -72,12 +72,12 @@ export const writeBack = <A>(state: CacheState<A>, key: string, value: A): Effec
   switch (encoded._tag) {
     case "Unencodable": {
       counters.oversize++
-      return Effect.logWarning(`RedisCache ${options.prefix}: a computed value for ${key} does not encode; not cached`)
-        .pipe(Effect.annotateLogs({ ...annotations, key, error: Codec.schemaMessage(encoded.failure) }))
+      return Effect.logWarning(`RedisCache ${options.prefix}: a computed value does not encode; not cached`)
+        .pipe(Effect.annotateLogs({ ...annotations, error: Codec.schemaMessage(encoded.failure) }))
     }
     case "TooLarge": {
       counters.oversize++
-      return Effect.logWarning(Codec.tooLargeMessage(redisKey(state, key), encoded.bytes, encoded.maxBytes)).pipe(
+      return Effect.logWarning(Codec.tooLargeMessage(encoded.bytes, encoded.maxBytes)).pipe(
         Effect.annotateLogs(annotations)
       )
     }
@@ -86,7 +86,7 @@ export const writeBack = <A>(state: CacheState<A>, key: string, value: A): Effec
       return bounded(state, write(state, key, encoded.text), "SET").pipe(
         Effect.catch((error) => {
           counters.writeFailures++
-          return Effect.logDebug(`RedisCache ${options.prefix}: write-back of ${key} failed: ${error.message}`)
+          return Effect.logDebug(`RedisCache ${options.prefix}: a write-back failed: ${error.message}`)
         })
       )
     }

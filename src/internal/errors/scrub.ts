@@ -56,13 +56,17 @@ export function decodeCause(cause: unknown): { readonly name: string; readonly m
   const squashed = Cause.isCause(cause) ? Cause.squash(cause) : cause
   const name = squashed instanceof Error ? squashed.name : "DecodeFailure"
   const text = squashed instanceof Error ? squashed.message : String(squashed)
-  return {
-    name,
-    message: scrubMessage(text)
-      .replace(/"(?:[^"\\]|\\.)*"/g, `"${REDACTED}"`)
-      .replace(/\b(got|actual|value) (?!<redacted>)[^\n,)]*/gi, (_, word: string) => `${word} ${REDACTED}`)
-  }
+  return { name, message: redactValues(text) }
 }
+
+/**
+ * A Schema failure's text with the values it may quote redacted: quoted strings, and what follows "got", "actual" or
+ * "value". What the Schema expected stays.
+ */
+export const redactValues = (text: string): string =>
+  scrubMessage(text)
+    .replace(/"(?:[^"\\]|\\.)*"/g, `"${REDACTED}"`)
+    .replace(/\b(got|actual|value) (?!<redacted>)[^\n,)]*/gi, (_, word: string) => `${word} ${REDACTED}`)
 
 
 export const errorCode = (u: unknown): string | undefined =>
