@@ -143,7 +143,8 @@ export interface RedisOptions {
   /**
    * ioredis options the layer does not cover, passed through to the client: e.g. `sentinelPassword`,
    * `sentinelTLS`/`enableTLSForSentinelMode`, `natMap`, `dnsLookup`, `scaleReads` (Cluster), `family`, `keepAlive`,
-   * `noDelay`. The options the layer owns are refused with `InvalidRedisOptions` naming them (see `ownedIORedisOptions`):
+   * `noDelay`. The options the layer owns are refused with `InvalidRedisOptions` naming them
+   * (see `ownedIORedisOptions`):
    * retries, queueing, resending, reconnection and what has an option of its own here.
    */
   readonly ioredis?: Readonly<Record<string, unknown>> | undefined

@@ -67,7 +67,7 @@ const publishUntilReceived = (
     return yield* Effect.die(new Error(`${message} reached no subscriber within ${limitMillis} ms (last: ${last})`))
   })
 
-describe("ClusterSlot", () => {
+describe("slotOf", () => {
   it("slotOf matches the reference values of the Redis Cluster spec, hash tags included", () => {
     assert.strictEqual(slotOf("123456789"), 0x31c3) // CRC16/XMODEM check value
     assert.strictEqual(slotOf("foo"), 12182)

@@ -164,7 +164,6 @@ export const vetted = <A>(
   vetted: true
 })
 
-
 /**
  * Whether a value is a `Command`.
  *

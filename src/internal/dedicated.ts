@@ -199,7 +199,6 @@ const call = <A>({ config, connection, live, signals }: Pinned, command: Command
     })
   })
 
-
 const interrupted = (command: string) =>
   new ConnectionClosed({
     message: `${command} was interrupted; its dedicated connection was closed`,

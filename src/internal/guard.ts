@@ -60,7 +60,13 @@ const refusedClient: ReadonlyMap<string, string> = new Map([
 ])
 
 const word = (arg: Argument | undefined): string =>
-  arg === undefined ? "" : typeof arg === "string" ? arg.toUpperCase() : Buffer.isBuffer(arg) ? arg.toString().toUpperCase() : ""
+  arg === undefined
+    ? ""
+    : typeof arg === "string"
+    ? arg.toUpperCase()
+    : Buffer.isBuffer(arg)
+    ? arg.toString().toUpperCase()
+    : ""
 
 const refusal = (command: string, useInstead: string): CommandRefused =>
   new CommandRefused({

@@ -79,7 +79,9 @@ export const withIdempotencyKey = <A>(
   if (command.send !== undefined) return fail(invalid("Scripts take no idempotency key: make the script idempotent"))
   // Lua's unpack() takes at most ~8000 values: a larger command could not be run by the wrapper.
   if (command.args.length > maxArguments) {
-    return fail(invalid(`${command.name} has ${command.args.length} arguments; with an idempotency key at most ${maxArguments}`))
+    return fail(invalid(
+      `${command.name} has ${command.args.length} arguments; with an idempotency key at most ${maxArguments}`
+    ))
   }
   const keys = keysOf(command)
   const first = keys[0]

@@ -23,7 +23,7 @@ const isWritten = (reply: unknown): boolean => reply !== null
 const integerReply = { DEL: integer("DEL"), INCR: integer("INCR"), INCRBY: integer("INCRBY") }
 const optionalBuffer = optional(buffer("GET"))
 const isOne = (reply: number): boolean => reply === 1
-// Cluster: each master's own circuit, where it has one.
+
 // The sanitized query texts of the operations with a fixed shape (see `Spans.queryText`): made once.
 const getText = () => "GET key"
 const setText = () => "SET key ?"

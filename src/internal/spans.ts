@@ -1,8 +1,9 @@
 /**
  * Spans of Redis commands, by OpenTelemetry's database conventions: `redis.<COMMAND>` of kind `client` with
- * `db.system.name`, `db.operation.name` and the server's attributes, `error.type` on failure. Never a key or a value
- * (`db.query.text` is not set). Spans are made only when the program installed a tracer of its own: with Effect's
- * default one nobody reads them, and a span costs more than the rest of the command path together.
+ * `db.system.name`, `db.operation.name` and the server's attributes, `error.type` on failure. Never a key or a value:
+ * `db.query.text` only with `tracing.queryText`, sanitized (`queryText`). Spans are made only when the program
+ * installed a tracer of its own: with Effect's default one nobody reads them, and a span costs more than the rest of
+ * the command path together.
  *
  * @internal
  */

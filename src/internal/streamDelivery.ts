@@ -74,7 +74,10 @@ export const toHandler = <A, E, R>(handler: (entry: Entry<A>) => Effect.Effect<u
 
 // `entries`: each entry goes to the queue with its `ack` and is in flight from then until acknowledged, or until
 // `claimAfter` has passed (its reader dropped it, or is slower than claimAfter): then a claim hands it over again.
-export const toQueue = <A>(parts: Parts, queue: Queue.Queue<AckableEntry<A>, RedisError | Cause.Done>): Delivery<A, never> => {
+export const toQueue = <A>(
+  parts: Parts,
+  queue: Queue.Queue<AckableEntry<A>, RedisError | Cause.Done>
+): Delivery<A, never> => {
   const handedOver = new Map<string, number>()
   const claimAfter = Duration.toMillis(parts.settings.claimAfter)
   let sweepAt = 1_000

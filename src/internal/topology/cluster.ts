@@ -148,7 +148,10 @@ export const ownedSlot = (client: Cluster, node: string): number | undefined => 
 
 // Sharded channels go to the master owning each slot, one command per slot (a multi-channel SSUBSCRIBE must stay
 // within one slot there).
-const shardRoutes = (client: Cluster, channels: ReadonlyArray<string>): ReadonlyArray<ShardRoute> | ConnectionClosed => {
+const shardRoutes = (
+  client: Cluster,
+  channels: ReadonlyArray<string>
+): ReadonlyArray<ShardRoute> | ConnectionClosed => {
   const bySlot = new Map<number, Array<string>>()
   for (const name of channels) {
     const slot = slotOf(name)
