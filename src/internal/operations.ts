@@ -111,6 +111,14 @@ export const make = (config: ResolvedRedisConfig, execute: ReturnType<typeof Exe
   const publish = (channel: string, message: string) =>
     execute("PUBLISH", false, (client) => client.publish(channel, message), same<number>, undefined, publishText)
 
+  return { get, set, mget, del, incr, getBuffer, expire, publish, ...raw(config, execute) }
+}
+
+/**
+ * The raw `command` (refused when it would poison the shared connection) and `run` for typed commands, with an
+ * idempotency key when asked.
+ */
+const raw = (config: ResolvedRedisConfig, execute: ReturnType<typeof Executor.make>) => {
   const command = <A = unknown>(
     name: string,
     args: ReadonlyArray<CommandArgument>,
@@ -158,5 +166,5 @@ export const make = (config: ResolvedRedisConfig, execute: ReturnType<typeof Exe
       ))
   }
 
-  return { get, set, mget, del, incr, getBuffer, expire, publish, command, run }
+  return { command, run }
 }
